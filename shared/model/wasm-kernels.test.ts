@@ -1,0 +1,309 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initNodeBackend } from '../../server/tf-backend.ts';
+import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+type Shape4 = [number, number, number, number];
+
+/** Deterministic values in [-1, 1). */
+function values(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** max |a - b| / max |a|: error relative to the scale of the reference. */
+function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
+  expect(got.length).toBe(ref.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs((ref[i] as number) - (got[i] as number)));
+    scale = Math.max(scale, Math.abs(ref[i] as number));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+const wasmDataIds = () => (tf.findBackend('wasm') as unknown as { numDataIds(): number }).numDataIds();
+
+let maxErr = 0;
+const track = (e: number) => { maxErr = Math.max(maxErr, e); return e; };
+
+/** dL/dx and dL/dfilter of sum(conv2d(x, f) * dy) on `backend`, plus leak counts. */
+async function convGrads(backend: string, xShape: Shape4, fShape: Shape4, strides: number | [number, number], pad: Pad) {
+  await tf.setBackend(backend);
+  const x = tf.tensor4d(values(size(xShape), 1), xShape);
+  const f = tf.tensor4d(values(size(fShape), 2), fShape);
+  const outShape = tf.tidy(() => tf.conv2d(x, f, strides, pad).shape);
+  const dy = tf.tensor(values(size(outShape), 3), outShape);
+  const tensors = tf.memory().numTensors;
+  const ids = backend === 'wasm' ? wasmDataIds() : 0;
+  const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad))([x, f], dy);
+  const out = { dx: dx!.dataSync().slice(), df: df!.dataSync().slice() };
+  tf.dispose([dx!, df!]);
+  const leaked = tf.memory().numTensors - tensors;
+  const leakedIds = backend === 'wasm' ? wasmDataIds() - ids : 0;
+  tf.dispose([x, f, dy]);
+  return { ...out, leaked, leakedIds };
+}
+
+beforeAll(async () => {
+  const init = await initNodeBackend('wasm');
+  expect(init).toEqual({ backend: 'wasm' });
+});
+
+describe('registerWasmTrainingKernels', () => {
+  it('fills the gap in tfjs-backend-wasm and is idempotent', () => {
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+    const before = WASM_TRAINING_KERNELS.map((k) => tf.getKernel(k, 'wasm')?.kernelFunc);
+    registerWasmTrainingKernels();
+    registerWasmTrainingKernels({ replaceSlow: false });
+    expect(WASM_TRAINING_KERNELS.map((k) => tf.getKernel(k, 'wasm')?.kernelFunc)).toEqual(before);
+  });
+
+  it('initNodeBackend is idempotent and can switch to cpu and back', async () => {
+    expect(await initNodeBackend('cpu')).toEqual({ backend: 'cpu' });
+    expect(await initNodeBackend()).toEqual({ backend: 'wasm' });
+    expect(await initNodeBackend('wasm')).toEqual({ backend: 'wasm' });
+  });
+});
+
+describe('conv2d gradients on wasm match cpu', () => {
+  // [x shape, filter shape, strides, pad]
+  const cases: Array<[Shape4, Shape4, number | [number, number], Pad]> = [
+    [[1, 7, 7, 1], [1, 1, 1, 1], 1, 'same'],
+    [[2, 8, 8, 3], [3, 3, 3, 4], 1, 'same'],
+    [[2, 7, 7, 3], [3, 3, 3, 2], 1, 'same'],
+    [[1, 9, 9, 16], [3, 3, 16, 4], 1, 'same'],
+    [[3, 8, 8, 5], [1, 3, 5, 6], 1, 'same'],
+    [[2, 9, 7, 4], [3, 1, 4, 7], 1, 'same'],
+    [[2, 9, 9, 3], [5, 3, 3, 8], 1, 'same'],
+    [[1, 8, 9, 2], [3, 5, 2, 3], 1, 'same'],
+    [[2, 16, 16, 3], [7, 7, 3, 4], 1, 'same'],
+    [[4, 8, 8, 6], [1, 1, 6, 12], 1, 'same'],
+    [[4, 28, 28, 3], [3, 3, 3, 16], 1, 'same'],
+    [[4, 7, 7, 16], [3, 3, 16, 16], 1, 'same'],
+    [[3, 16, 16, 12], [3, 5, 12, 10], 1, 'same'],
+    [[2, 8, 8, 3], [3, 3, 3, 4], 2, 'same'],
+    [[4, 16, 16, 16], [3, 3, 16, 16], 2, 'same'],
+    [[3, 28, 28, 8], [5, 3, 8, 8], 2, 'same'],
+    [[4, 28, 28, 16], [1, 1, 16, 16], 2, 'same'],
+    [[2, 7, 7, 4], [3, 3, 4, 2], 2, 'same'],
+    [[2, 9, 9, 3], [5, 3, 3, 5], 2, 'same'],
+    [[1, 16, 16, 8], [3, 5, 8, 16], 2, 'same'],
+    [[2, 28, 28, 1], [7, 7, 1, 4], 2, 'same'],
+    [[3, 8, 8, 4], [1, 1, 4, 8], 2, 'same'],
+    [[2, 9, 9, 5], [1, 1, 5, 3], 2, 'same'],
+    [[2, 16, 16, 3], [1, 3, 3, 6], 2, 'same'],
+    [[2, 8, 8, 3], [3, 3, 3, 4], 4, 'same'],
+    [[2, 9, 9, 2], [3, 1, 2, 5], 4, 'same'],
+    [[1, 16, 16, 4], [7, 7, 4, 3], 4, 'same'],
+    [[2, 28, 28, 2], [1, 1, 2, 16], 4, 'same'],
+    [[1, 16, 16, 3], [5, 3, 3, 2], 4, 'same'],
+    [[1, 16, 16, 2], [3, 3, 2, 2], 8, 'same'],
+    [[1, 9, 9, 3], [3, 3, 3, 4], 8, 'same'],
+    [[2, 1, 1, 3], [3, 3, 3, 4], 2, 'same'],
+    [[1, 17, 17, 2], [15, 15, 2, 2], 16, 'same'],
+    [[2, 10, 10, 2], [3, 3, 2, 4], 3, 'same'],
+    [[1, 5, 5, 2], [3, 3, 2, 2], 1, 3],
+    [[1, 5, 6, 2], [3, 3, 2, 2], 2, [[0, 0], [4, 0], [0, 5], [0, 0]]],
+    [[2, 8, 8, 3], [1, 1, 3, 4], 2, [[0, 0], [1, 0], [0, 1], [0, 0]]],
+    [[2, 9, 9, 3], [3, 3, 3, 4], 1, 'valid'],
+    [[2, 9, 8, 3], [3, 5, 3, 4], 2, 'valid'],
+    [[1, 16, 16, 2], [5, 5, 2, 3], 4, 'valid'],
+    [[2, 8, 8, 3], [3, 3, 3, 4], 1, 1],
+    [[2, 9, 9, 3], [5, 5, 3, 2], 2, 1],
+    [[2, 8, 8, 3], [3, 3, 3, 4], [1, 2], 'same'],
+    [[2, 8, 8, 3], [3, 3, 3, 4], 1, [[0, 0], [0, 2], [1, 0], [0, 0]]],
+    [[1, 9, 9, 2], [3, 3, 2, 3], 2, [[0, 0], [2, 1], [0, 0], [0, 0]]],
+  ];
+
+  it.each(cases)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
+    const cpu = await convGrads('cpu', xShape, fShape, strides, pad);
+    const wasm = await convGrads('wasm', xShape, fShape, strides, pad);
+    expect(track(relErr(cpu.dx, wasm.dx))).toBeLessThan(1e-4);
+    expect(track(relErr(cpu.df, wasm.df))).toBeLessThan(1e-4);
+    expect(wasm.leaked).toBe(0);
+    expect(wasm.leakedIds).toBe(0);
+  });
+
+  it('rejects NCHW with a clear message', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.zeros([1, 3, 4, 4]);
+    const dy = tf.zeros([1, 2, 4, 4]);
+    expect(() => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+      strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 2],
+    })).toThrow(/NHWC/);
+    tf.dispose([x, dy]);
+  });
+});
+
+describe('replaced reductions, Tile and Identity match cpu', () => {
+  async function on<T>(backend: string, f: () => T): Promise<T> {
+    await tf.setBackend(backend);
+    return f();
+  }
+  const both = async (f: () => tf.Tensor) => {
+    const run = () => tf.tidy(() => { const t = f(); return { data: Array.from(t.dataSync()), shape: t.shape, dtype: t.dtype }; });
+    return { cpu: await on('cpu', run), wasm: await on('wasm', run) };
+  };
+
+  it.each([
+    [[4, 5, 6, 7], [0, 1, 2], false],
+    [[4, 5, 6, 7], [0, 1, 2], true],
+    [[4, 5, 6, 7], [2, 0, 1], false],
+    [[3, 5, 6], [0], false],
+    [[4, 5, 6, 7], [0, 1], true],
+    [[4, 5, 6, 7], [1, 2], false],
+    [[4, 5, 6, 7], [-1], false],
+    [[4, 5, 6, 7], undefined, false],
+    [[9, 3], [0], false],
+  ] as Array<[number[], number[] | undefined, boolean]>)('sum and mean of %j over %j keepDims %j', async (shape, axis, keepDims) => {
+    for (const op of [tf.sum, tf.mean]) {
+      const r = await both(() => op(tf.tensor(values(size(shape), 7).map((v) => v * 100), shape), axis, keepDims));
+      expect(r.wasm.shape).toEqual(r.cpu.shape);
+      expect(track(relErr(r.cpu.data, r.wasm.data))).toBeLessThan(1e-6);
+    }
+  });
+
+  it('int32 sums go to the native kernel', async () => {
+    const r = await both(() => tf.sum(tf.tensor([[1, 2], [3, 4]], [2, 2], 'int32'), 0));
+    expect(r.wasm).toEqual(r.cpu);
+  });
+
+  it.each([
+    [[1, 1, 1, 5], [3, 4, 2, 1]],
+    [[2, 3], [2, 3]],
+    [[3], [4]],
+    [[2, 1, 3], [1, 5, 2]],
+    [[2, 2, 2, 2], [1, 1, 1, 1]],
+  ])('tile %j by %j', async (shape, reps) => {
+    for (const dtype of ['float32', 'int32', 'bool'] as const) {
+      const r = await both(() => tf.tile(tf.tensor(values(size(shape), 3).map((v) => Math.round(v * 4)), shape, dtype), reps));
+      expect(r.wasm).toEqual(r.cpu);
+    }
+  });
+
+  it('identity shares the buffer without leaks', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor([1, 2, 3]);
+    const ids = wasmDataIds();
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    y.dispose();
+    expect(wasmDataIds()).toBe(ids - 1);
+  });
+});
+
+describe('one training step of a small Petri-style net', () => {
+  const N = 4;
+  const H = 12;
+  const CLASSES = 10;
+
+  function build() {
+    const rescale = tf.layers.rescaling({ scale: 1 / 127.5, offset: -1 });
+    const conv1 = tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', useBias: false });
+    const bn1 = tf.layers.batchNormalization();
+    const conv2 = tf.layers.conv2d({ filters: 8, kernelSize: [1, 3], strides: 1, padding: 'same', useBias: false });
+    const bn2 = tf.layers.batchNormalization();
+    const adapter = tf.layers.conv2d({
+      filters: 8, kernelSize: 1, strides: 2, padding: 'same', useBias: false, trainable: false,
+    });
+    const add = tf.layers.add();
+    const relu = tf.layers.activation({ activation: 'relu' });
+    const gap = tf.layers.globalAveragePooling2d({});
+    const dense = tf.layers.dense({ units: CLASSES });
+    const layers = [conv1, bn1, conv2, bn2, adapter, dense];
+    const forward = (x: tf.Tensor): tf.Tensor => {
+      const r = rescale.apply(x) as tf.Tensor;
+      let h = tf.layers.reLU().apply(bn1.apply(conv1.apply(r), { training: true })) as tf.Tensor;
+      h = tf.layers.reLU().apply(bn2.apply(conv2.apply(h), { training: true })) as tf.Tensor;
+      const s = relu.apply(add.apply([h, adapter.apply(r) as tf.Tensor])) as tf.Tensor;
+      return dense.apply(gap.apply(s)) as tf.Tensor;
+    };
+    return { forward, layers, kernels: [conv1, conv2] };
+  }
+
+  /** Builds the net on `backend`, loads `init` (or keeps fresh weights), takes two SGD steps. */
+  async function train(backend: string, init?: Float32Array[]) {
+    await tf.setBackend(backend);
+    const net = build();
+    const x = tf.tensor4d(values(N * H * H * 3, 11).map((v) => (v + 1) * 127.5), [N, H, H, 3]);
+    const y = tf.oneHot(tf.tensor1d([1, 3, 5, 9], 'int32'), CLASSES);
+    tf.tidy(() => net.forward(x));
+    const weights = () => net.layers.flatMap((l) => l.weights);
+    if (init) {
+      weights().forEach((w, i) => {
+        const t = tf.tensor(init[i]!, w.shape as number[]);
+        w.write(t);
+        t.dispose();
+      });
+    }
+    const initial = weights().map((w) => w.read().dataSync().slice() as Float32Array);
+    const optimizer = tf.train.sgd(0.1);
+    const lossFn = () => tf.tidy(() => {
+      const ce = tf.losses.softmaxCrossEntropy(y, net.forward(x));
+      const l2 = tf.addN(net.kernels.map((c) => tf.sum(tf.square(c.getWeights()[0]!))));
+      return tf.add(ce, tf.mul(1e-4, l2)) as tf.Scalar;
+    });
+    // Explicit: a layer with trainable: false still owns engine-trainable variables.
+    const trainable = net.layers.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
+    const step = () => {
+      const { value, grads } = tf.variableGrads(lossFn, trainable);
+      const g = Object.fromEntries(Object.entries(grads).map(([k, t]) => [k, t.dataSync().slice()]));
+      optimizer.applyGradients(grads);
+      const loss = value.dataSync()[0]!;
+      tf.dispose([value, ...Object.values(grads)]);
+      return { loss, grads: g };
+    };
+    const first = step();
+    const after = net.layers.flatMap((l) => l.weights.map((w) => ({
+      name: w.originalName, trainable: l.trainableWeights.includes(w), data: w.read().dataSync().slice(),
+    })));
+    const tensors = tf.memory().numTensors;
+    const ids = backend === 'wasm' ? wasmDataIds() : 0;
+    step();
+    const leaked = tf.memory().numTensors - tensors;
+    const leakedIds = backend === 'wasm' ? wasmDataIds() - ids : 0;
+    const gradNames = Object.keys(first.grads);
+    const gradList = gradNames.map((k) => first.grads[k]!);
+    tf.dispose([x, y]);
+    optimizer.dispose();
+    weights().forEach((w) => w.dispose());
+    return { initial, loss: first.loss, grads: gradList, after, leaked, leakedIds };
+  }
+
+  it('gives the same loss, gradients and weights on wasm as on cpu, without leaks', async () => {
+    const cpu = await train('cpu');
+    const wasm = await train('wasm', cpu.initial);
+    expect(wasm.initial.map((w) => Array.from(w))).toEqual(cpu.initial.map((w) => Array.from(w)));
+    expect(track(Math.abs(wasm.loss - cpu.loss) / Math.abs(cpu.loss))).toBeLessThan(1e-5);
+    // 2 kernels + 2 x (gamma, beta) + dense kernel and bias; the adapter is fixed.
+    expect(cpu.grads).toHaveLength(8);
+    cpu.grads.forEach((g, i) => expect(track(relErr(g, wasm.grads[i]!))).toBeLessThan(1e-4));
+    const kind = (name: string) => name.replace(/\d+/g, '');
+    expect(wasm.after.map((w) => kind(w.name))).toEqual(cpu.after.map((w) => kind(w.name)));
+    cpu.after.forEach((w, i) => expect(track(relErr(w.data, wasm.after[i]!.data))).toBeLessThan(1e-4));
+    // Trainable weights moved; the adapter did not; BN moving statistics were updated.
+    cpu.after.forEach((w, i) => {
+      const moved = relErr(cpu.initial[i]!, w.data) > 0;
+      expect(moved).toBe(w.trainable || /moving/.test(w.name));
+    });
+    expect(wasm.leaked).toBe(0);
+    expect(wasm.leakedIds).toBe(0);
+    expect(cpu.leaked).toBe(0);
+  });
+
+  it('reports the largest relative error seen', () => {
+    console.log(`max relative error wasm vs cpu: ${maxErr.toExponential(2)}`);
+    expect(maxErr).toBeLessThan(1e-4);
+  });
+});

@@ -1,0 +1,614 @@
+/**
+ * Training kernels for the tf.js WASM backend.
+ *
+ * @tensorflow/tfjs-backend-wasm 4.22 is the fastest tf.js backend on a CPU,
+ * but it cannot train conv nets: it has no `Conv2DBackpropFilter`, and its
+ * `Conv2DBackpropInput` is a plain loop nest that runs 5-15x slower than the
+ * forward convolution. Every other kernel that Petri's training graph needs
+ * (rescaling, conv, batch norm in training mode, ReLU, add, global average
+ * pooling, dense, softmax cross-entropy, L2) is present.
+ *
+ * Both conv gradients are rewritten here as ordinary forward convolutions so
+ * that they run on the backend's own XNNPACK `Conv2D`:
+ *
+ * - filter gradient: a correlation of the input with the output gradient in
+ *   which the batch plays the role of the channels and the input channels
+ *   play the role of the batch, with the stride turned into a dilation;
+ * - input gradient: a sub-pixel ("phase") decomposition of the transposed
+ *   convolution into stride-1 convolutions of the output gradient, one per
+ *   output phase, each with the taps of the filter that reach that phase.
+ *
+ * The kernels call other wasm kernels directly (not through tf ops), so no
+ * engine tensors are created and every intermediate is freed before return.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type {
+  Conv2DBackpropFilterAttrs,
+  Conv2DBackpropInputAttrs,
+  KernelConfig,
+  KernelFunc,
+  NamedAttrMap,
+  NamedTensorInfoMap,
+  TensorInfo,
+} from '@tensorflow/tfjs';
+
+const BACKEND = 'wasm';
+
+/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: TensorInfo['dataId'], force?: boolean): boolean;
+}
+
+type Shape4 = [number, number, number, number];
+type ExplicitPads = [[number, number], [number, number], [number, number], [number, number]];
+
+function asWasmBackend(backend: unknown): WasmBackendLike {
+  const b = backend as Partial<WasmBackendLike> | null;
+  if (b == null || typeof b.makeOutput !== 'function' || typeof b.typedArrayFromHeap !== 'function') {
+    throw new Error('wasm training kernels: called with a backend that is not tfjs-backend-wasm');
+  }
+  return b as WasmBackendLike;
+}
+
+function shape4(t: TensorInfo, what: string): Shape4 {
+  if (t.shape.length !== 4) throw new Error(`wasm training kernels: ${what} must be rank 4, got [${t.shape.join(',')}]`);
+  return t.shape as Shape4;
+}
+
+function f32(backend: WasmBackendLike, t: TensorInfo): Float32Array {
+  const a = backend.typedArrayFromHeap(t);
+  if (!(a instanceof Float32Array)) throw new Error('wasm training kernels: expected a float32 tensor');
+  return a;
+}
+
+/** Runs another wasm kernel on raw TensorInfos; the caller owns the result. */
+function run(backend: WasmBackendLike, name: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
+  const out = tf.getKernel(name, BACKEND).kernelFunc({ inputs, backend, attrs });
+  if (Array.isArray(out)) throw new Error(`wasm training kernels: ${name} returned several outputs`);
+  return out;
+}
+
+function free(backend: WasmBackendLike, ...ts: TensorInfo[]): void {
+  for (const t of ts) backend.disposeData(t.dataId);
+}
+
+function checkNhwc(dataFormat: string, kernel: string): void {
+  if (dataFormat !== 'NHWC') {
+    throw new Error(`wasm ${kernel}: only dataFormat 'NHWC' is supported (got '${dataFormat}')`);
+  }
+}
+
+/** Stride-1 conv over NHWC `x` with an HWIO `filter`; explicit pads, optional dilation. */
+function conv(
+  backend: WasmBackendLike,
+  x: TensorInfo,
+  filter: TensorInfo,
+  pads: [number, number, number, number],
+  dilations: [number, number] = [1, 1],
+): TensorInfo {
+  const pad: ExplicitPads = [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]];
+  return run(backend, 'Conv2D', { x, filter }, {
+    strides: [1, 1],
+    pad,
+    dataFormat: 'NHWC',
+    dilations,
+    dimRoundingMode: undefined,
+  } as unknown as NamedAttrMap);
+}
+
+// ---------------------------------------------------------------------------
+// Conv2DBackpropFilter
+
+/**
+ * [N,H,W,C] -> [C,H,W,N]. The backend's generic 4-D transpose is 3-5x slower
+ * for this permutation than a 2-D transpose followed by a permutation that
+ * keeps the innermost axis, so it is done in those two steps.
+ */
+function batchToChannelsLast(backend: WasmBackendLike, x: TensorInfo): TensorInfo {
+  const [n, h, w, c] = shape4(x, 'x');
+  if (n === 1 || c === 1) {
+    // Only one real axis moves: the backend squeezes it to a 2-D transpose.
+    return run(backend, 'Transpose', { x }, { perm: [3, 1, 2, 0] });
+  }
+  const flat = run(backend, 'Reshape', { x }, { shape: [n, h * w * c] });
+  const t1 = run(backend, 'Transpose', { x: flat }, { perm: [1, 0] });
+  free(backend, flat);
+  const pcn = run(backend, 'Reshape', { x: t1 }, { shape: [h * w, c, n] });
+  free(backend, t1);
+  const cpn = run(backend, 'Transpose', { x: pcn }, { perm: [1, 0, 2] });
+  free(backend, pcn);
+  const out = run(backend, 'Reshape', { x: cpn }, { shape: [c, h, w, n] });
+  free(backend, cpn);
+  return out;
+}
+
+/**
+ * dW[a,b,i,o] = sum over n,y,x of X[n, y*s+a-top, x*s+b-left, i] * dY[n,y,x,o]
+ * is a forward correlation in which the batch axis n is the channel axis
+ * that gets contracted. Two readings of it, both landing on XNNPACK's
+ * GEMM-based Conv2D with no im2col buffer:
+ *
+ * - "input as batch": Xᵀ = [Ci,H,W,N] correlated with dYᵀ = [oh,ow,N,Co] as
+ *   the filter, the stride becoming a dilation; output [Ci,fh,fw,Co].
+ * - "output-grad as batch" (stride 1 only): dYᵀ = [Co,oh,ow,N] correlated
+ *   with [H,W,N,Ci] = X as the filter; output [Co,fh,fw,Ci], flipped.
+ *
+ * The wasm Conv2D re-lays-out and packs its filter on every call (our
+ * "filters" are fresh activations each step), so the cheaper reading is the
+ * one whose filter is smaller. Both beat per-tap matmuls by far here: wasm
+ * BatchMatMul with a transposed operand is a scalar loop.
+ */
+function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  checkNhwc(attrs.dataFormat, 'Conv2DBackpropFilter');
+  const xShape = shape4(x, 'x');
+  const [n, h, w, ci] = xShape;
+  const [, oh, ow, co] = shape4(dy, 'dy');
+  const filterShape = attrs.filterShape;
+  const [fh, fw] = filterShape;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  );
+  const sh = info.strideHeight;
+  const sw = info.strideWidth;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  if (oh !== info.outHeight || ow !== info.outWidth || co !== filterShape[3] || ci !== filterShape[2]) {
+    throw new Error(`wasm Conv2DBackpropFilter: dy [${dy.shape.join(',')}] does not match the conv`);
+  }
+  // Rows/columns past the last window are never read (negative when the
+  // stride skips the tail of the input).
+  const bottom = (oh - 1) * sh + fh - top - h;
+  const right = (ow - 1) * sw + fw - left - w;
+
+  if (fh === 1 && fw === 1 && top === 0 && left === 0 && bottom <= 0 && right <= 0) {
+    return filterGradPointwise(backend, x, dy, sh, sw);
+  }
+  if (sh === 1 && sw === 1 && ci < co && top < fh && left < fw && bottom >= 0 && right >= 0) {
+    return filterGradOutputAsBatch(backend, x, dy, fh, fw, top, left);
+  }
+
+  let xUsed = x;
+  if (bottom < 0 || right < 0) {
+    xUsed = run(backend, 'Slice', { x }, {
+      begin: [0, 0, 0, 0],
+      size: [n, h + Math.min(bottom, 0), w + Math.min(right, 0), ci],
+    });
+  }
+  const xT = batchToChannelsLast(backend, xUsed);
+  if (xUsed !== x) free(backend, xUsed);
+  const dyT = run(backend, 'Transpose', { x: dy }, { perm: [1, 2, 0, 3] });
+  const corr = conv(backend, xT, dyT, [top, Math.max(bottom, 0), left, Math.max(right, 0)], [sh, sw]);
+  free(backend, xT, dyT);
+  // corr is [Ci, fh, fw, Co].
+  const dw = run(backend, 'Transpose', { x: corr }, { perm: [1, 2, 0, 3] });
+  free(backend, corr);
+  return dw;
+}
+
+/**
+ * 1x1 filters (Petri's shape adapters): dW = Xsᵀ·dY with Xs the strided
+ * subsample of X as [P, Ci]. The wasm BatchMatMul is an XNNPACK GEMM when
+ * neither operand is transposed, 2-3x faster here than the correlation.
+ */
+function filterGradPointwise(backend: WasmBackendLike, x: TensorInfo, dy: TensorInfo, sh: number, sw: number): TensorInfo {
+  const [n, h, w, ci] = x.shape as Shape4;
+  const [, oh, ow, co] = dy.shape as Shape4;
+  const p = n * oh * ow;
+  let xs: TensorInfo;
+  if (oh === h && ow === w) {
+    xs = run(backend, 'Reshape', { x }, { shape: [p, ci] });
+  } else {
+    xs = backend.makeOutput([p, ci], 'float32');
+    const src = f32(backend, x);
+    const dst = f32(backend, xs);
+    let d = 0;
+    for (let b = 0; b < n; b++) {
+      for (let i = 0; i < oh; i++) {
+        let s = ((b * h + i * sh) * w) * ci;
+        for (let j = 0; j < ow; j++, s += sw * ci) {
+          for (let c = 0; c < ci; c++) dst[d++] = src[s + c] as number;
+        }
+      }
+    }
+  }
+  const xsT = run(backend, 'Transpose', { x: xs }, { perm: [1, 0] });
+  free(backend, xs);
+  const dy2 = run(backend, 'Reshape', { x: dy }, { shape: [p, co] });
+  const prod = run(backend, 'BatchMatMul', { a: xsT, b: dy2 }, { transposeA: false, transposeB: false });
+  free(backend, xsT, dy2);
+  const dw = run(backend, 'Reshape', { x: prod }, { shape: [1, 1, ci, co] });
+  free(backend, prod);
+  return dw;
+}
+
+/**
+ * Stride-1 filter gradient with dY as the batch: out[o, t, u, i] =
+ * dW[fh-1-t, fw-1-u, i, o] once dY is padded by fh-1-top rows on top.
+ */
+function filterGradOutputAsBatch(
+  backend: WasmBackendLike, x: TensorInfo, dy: TensorInfo, fh: number, fw: number, top: number, left: number,
+): TensorInfo {
+  const [, h, w, ci] = x.shape as Shape4;
+  const [, oh, ow, co] = dy.shape as Shape4;
+  const pt = fh - 1 - top;
+  const pl = fw - 1 - left;
+  const dyT = batchToChannelsLast(backend, dy);
+  const xT = run(backend, 'Transpose', { x }, { perm: [1, 2, 0, 3] });
+  const corr = conv(backend, dyT, xT, [pt, fh - 1 + h - oh - pt, pl, fw - 1 + w - ow - pl]);
+  free(backend, dyT, xT);
+  const dw = backend.makeOutput([fh, fw, ci, co], 'float32');
+  const src = f32(backend, corr);
+  const dst = f32(backend, dw);
+  // Flip both spatial axes and move o innermost; filter-sized, so cheap.
+  const srcTap = ci;
+  const srcRow = fw * srcTap;
+  const srcOut = fh * srcRow;
+  let d = 0;
+  for (let a = 0; a < fh; a++) {
+    for (let b = 0; b < fw; b++) {
+      const base = (fh - 1 - a) * srcRow + (fw - 1 - b) * srcTap;
+      for (let i = 0; i < ci; i++) {
+        let s = base + i;
+        for (let o = 0; o < co; o++, s += srcOut) dst[d++] = src[s] as number;
+      }
+    }
+  }
+  free(backend, corr);
+  return dw;
+}
+
+// ---------------------------------------------------------------------------
+// Conv2DBackpropInput
+
+/**
+ * One phase along one spatial axis of the transposed convolution: the input
+ * positions p = q*s + r - pad for q in [q0, q1] receive exactly the filter
+ * taps r, r+s, r+2s, ... (k of them). For k > 0 they are computed by a
+ * stride-1 correlation of dy with those taps reversed, whose output index
+ * t maps to q = t + qStart.
+ */
+interface Phase {
+  r: number;
+  k: number;
+  q0: number;
+  q1: number;
+  qStart: number;
+  padBefore: number;
+  padAfter: number;
+}
+
+function phasesAlong(stride: number, filter: number, padBefore: number, inSize: number, outSize: number): Phase[] {
+  const phases: Phase[] = [];
+  for (let r = 0; r < stride; r++) {
+    const q0 = Math.ceil((padBefore - r) / stride);
+    const q1 = Math.floor((inSize - 1 + padBefore - r) / stride);
+    if (q1 < q0) continue;
+    const k = r < filter ? Math.ceil((filter - r) / stride) : 0;
+    // Pads cannot be negative; when q0 > k-1 the first q0-(k-1) rows are
+    // computed and skipped rather than cropping dy.
+    const pb = Math.max(0, k - 1 - q0);
+    const qStart = k - 1 - pb;
+    const need = q1 - qStart + 1;
+    const pa = Math.max(0, need - (outSize + pb - k + 1));
+    phases.push({ r, k, q0, q1, qStart, padBefore: pb, padAfter: pa });
+  }
+  return phases;
+}
+
+/**
+ * dX[n,p,q,i] = sum of dY[n,y,x,o] * W[a,b,i,o] over p = y*s+a-top,
+ * q = x*s+b-left. Split by (p+top) mod s and (q+left) mod s, each phase is a
+ * dense stride-1 correlation of dY with a sub-filter (the taps of that
+ * phase, reversed, with in/out channels swapped), so the total work equals
+ * the forward conv's and every FLOP runs in XNNPACK. The phases are then
+ * interleaved into dX.
+ */
+function conv2dBackpropInput(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap }): TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
+  const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+  checkNhwc(attrs.dataFormat, 'Conv2DBackpropInput');
+  const inputShape = attrs.inputShape as Shape4;
+  const [n, h, w, ci] = inputShape;
+  const [, oh, ow, co] = shape4(dy, 'dy');
+  const filterShape = shape4(filter, 'filter');
+  const [fh, fw] = filterShape;
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape, filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  );
+  const sh = info.strideHeight;
+  const sw = info.strideWidth;
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  const rows = phasesAlong(sh, fh, top, h, oh);
+  const cols = phasesAlong(sw, fw, left, w, ow);
+
+  // [fh, fw, Co, Ci]: each tap becomes one contiguous block to copy.
+  const wT = run(backend, 'Transpose', { x: filter }, { perm: [0, 1, 3, 2] });
+  const tapSize = co * ci;
+
+  const subFilter = (pr: Phase, pc: Phase): TensorInfo => {
+    const g = backend.makeOutput([pr.k, pc.k, co, ci], 'float32');
+    const src = f32(backend, wT);
+    const dst = f32(backend, g);
+    for (let m1 = 0; m1 < pr.k; m1++) {
+      const a = pr.r + (pr.k - 1 - m1) * sh;
+      for (let m2 = 0; m2 < pc.k; m2++) {
+        const b = pc.r + (pc.k - 1 - m2) * sw;
+        const from = (a * fw + b) * tapSize;
+        dst.set(src.subarray(from, from + tapSize), (m1 * pc.k + m2) * tapSize);
+      }
+    }
+    return g;
+  };
+
+  try {
+    // Stride 1 (and pads no larger than the filter): the single phase is dX.
+    const pr0 = rows[0];
+    const pc0 = cols[0];
+    if (rows.length === 1 && cols.length === 1 && pr0 && pc0 && pr0.k > 0 && pc0.k > 0 &&
+        phaseLength(pr0, oh) === h && phaseLength(pc0, ow) === w && pr0.q0 === pr0.qStart && pc0.q0 === pc0.qStart) {
+      const g = subFilter(pr0, pc0);
+      const out = conv(backend, dy, g, [pr0.padBefore, pr0.padAfter, pc0.padBefore, pc0.padAfter]);
+      free(backend, g);
+      return out;
+    }
+
+    const dx = backend.makeOutput([n, h, w, ci], 'float32');
+    let covered = 0;
+    for (const pr of rows) for (const pc of cols) if (pr.k > 0 && pc.k > 0) covered += (pr.q1 - pr.q0 + 1) * (pc.q1 - pc.q0 + 1);
+    // Phases with no taps are zero; malloc'd heap memory is not.
+    if (covered !== h * w) f32(backend, dx).fill(0);
+
+    for (const pr of rows) {
+      if (pr.k === 0) continue;
+      for (const pc of cols) {
+        if (pc.k === 0) continue;
+        const g = subFilter(pr, pc);
+        const part = conv(backend, dy, g, [pr.padBefore, pr.padAfter, pc.padBefore, pc.padAfter]);
+        free(backend, g);
+        // Views are taken after the allocation: heap growth detaches old ones.
+        scatterPhase(f32(backend, part), part.shape as Shape4, f32(backend, dx), inputShape, pr, pc, sh, sw, top, left);
+        free(backend, part);
+      }
+    }
+    return dx;
+  } finally {
+    free(backend, wT);
+  }
+}
+
+/** Length of a phase's correlation output along its axis. */
+function phaseLength(p: Phase, outSize: number): number {
+  return outSize + p.padBefore + p.padAfter - p.k + 1;
+}
+
+function scatterPhase(
+  src: Float32Array, srcShape: Shape4, dst: Float32Array, dstShape: Shape4,
+  pr: Phase, pc: Phase, sh: number, sw: number, top: number, left: number,
+): void {
+  const [n, h, w, c] = dstShape;
+  const [, lh, lw] = srcShape;
+  const ncols = pc.q1 - pc.q0 + 1;
+  const x0 = pc.q0 * sw + pc.r - left;
+  for (let b = 0; b < n; b++) {
+    for (let q = pr.q0; q <= pr.q1; q++) {
+      const y = q * sh + pr.r - top;
+      let s = ((b * lh + (q - pr.qStart)) * lw + (pc.q0 - pc.qStart)) * c;
+      let d = ((b * h + y) * w + x0) * c;
+      if (sw === 1) {
+        dst.set(src.subarray(s, s + ncols * c), d);
+        continue;
+      }
+      const step = sw * c;
+      for (let p = 0; p < ncols; p++, s += c, d += step) {
+        for (let k = 0; k < c; k++) dst[d + k] = src[s + k] as number;
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Batch-norm backward helpers: Tile, Sum/Mean over the leading axes, Identity
+
+type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
+
+/**
+ * The batch-norm gradient tiles per-channel vectors to activation size. The
+ * backend's Tile computes an index per element and took ~40% of a training
+ * step; this one copies the input once and then doubles copied blocks
+ * with copyWithin (memmove speed).
+ */
+function makeTile(native: KernelFunc | undefined): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const reps = (args.attrs as { reps: number[] }).reps;
+    if (x.dtype === 'string' || x.dtype === 'complex64' || reps.length !== x.shape.length) {
+      if (!native) throw new Error(`wasm Tile: unsupported dtype ${x.dtype}`);
+      return native(args as Parameters<KernelFunc>[0]);
+    }
+    const backend = asWasmBackend(args.backend);
+    const rank = x.shape.length;
+    const outShape = x.shape.map((d, i) => d * (reps[i] as number));
+    const out = backend.makeOutput(outShape, x.dtype as 'float32');
+    const size = outShape.reduce((a, b) => a * b, 1);
+    if (size === 0) return out;
+    const src = backend.typedArrayFromHeap(x);
+    const dst = backend.typedArrayFromHeap(out);
+    if (rank === 0) {
+      dst[0] = src[0] as number;
+      return out;
+    }
+    const inStride = new Array<number>(rank);
+    const outStride = new Array<number>(rank);
+    inStride[rank - 1] = 1;
+    outStride[rank - 1] = 1;
+    for (let i = rank - 2; i >= 0; i--) {
+      inStride[i] = (inStride[i + 1] as number) * (x.shape[i + 1] as number);
+      outStride[i] = (outStride[i + 1] as number) * (outShape[i + 1] as number);
+    }
+    const fill = (axis: number, from: number, to: number): void => {
+      const d = x.shape[axis] as number;
+      const chunk = d * (outStride[axis] as number);
+      if (axis === rank - 1) {
+        dst.set(src.subarray(from, from + d), to);
+      } else {
+        for (let i = 0; i < d; i++) fill(axis + 1, from + i * (inStride[axis] as number), to + i * (outStride[axis] as number));
+      }
+      const total = chunk * (reps[axis] as number);
+      for (let done = chunk; done < total; done *= 2) {
+        dst.copyWithin(to + done, to, to + Math.min(done, total - done));
+      }
+    };
+    fill(0, 0, 0);
+    return out;
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * Sum/Mean over the leading axes of an NHWC tensor (batch-norm statistics
+ * and gradients): the backend first transposes the reduced axes innermost
+ * with its slow generic transpose. A column sum over [M, C] needs no
+ * transpose. Accumulates in float64, like the cpu backend.
+ */
+function makeLeadingReduce(native: KernelFunc | undefined, mean: boolean): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const attrs = args.attrs as { axis: number | number[]; keepDims: boolean };
+    const rank = x.shape.length;
+    const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
+    const k = axes.length;
+    const sorted = [...axes].sort((a, b) => a - b);
+    const leading = k > 0 && k < rank && sorted.every((a, i) => a === i);
+    if (x.dtype !== 'float32' || !leading) {
+      if (!native) throw new Error(`wasm ${mean ? 'Mean' : 'Sum'}: unsupported case`);
+      return native(args as Parameters<KernelFunc>[0]);
+    }
+    const backend = asWasmBackend(args.backend);
+    const keptShape = x.shape.slice(k);
+    const m = x.shape.slice(0, k).reduce((a, b) => a * b, 1);
+    const c = keptShape.reduce((a, b) => a * b, 1);
+    const outShape = attrs.keepDims ? [...new Array<number>(k).fill(1), ...keptShape] : keptShape;
+    const out = backend.makeOutput(outShape, 'float32');
+    const src = f32(backend, x);
+    const dst = f32(backend, out);
+    // Four rows per pass: a quarter of the accumulator traffic, and
+    // sequential reads (3x the native kernel on batch-norm shapes).
+    const acc = new Float64Array(c);
+    const c2 = 2 * c;
+    const c3 = 3 * c;
+    let i = 0;
+    let o = 0;
+    for (; i + 3 < m; i += 4, o += 4 * c) {
+      for (let j = 0; j < c; j++) {
+        const p = o + j;
+        acc[j] = (acc[j] as number) +
+          (((src[p] as number) + (src[p + c] as number)) + ((src[p + c2] as number) + (src[p + c3] as number)));
+      }
+    }
+    for (; i < m; i++, o += c) {
+      for (let j = 0; j < c; j++) acc[j] = (acc[j] as number) + (src[o + j] as number);
+    }
+    const scale = mean ? 1 / m : 1;
+    for (let j = 0; j < c; j++) dst[j] = (acc[j] as number) * scale;
+    return out;
+  }) as unknown as KernelFunc;
+}
+
+/**
+ * The backend's Identity copies the buffer; the engine calls it to save
+ * every tensor a gradient needs (tens of activation-sized copies per step).
+ * Tensors are immutable, so sharing the buffer, as Reshape and the cpu
+ * backend's Identity do, is enough.
+ */
+function makeIdentity(native: KernelFunc | undefined): KernelFunc {
+  return ((args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const backend = args.backend as Partial<{ incRef(dataId: TensorInfo['dataId']): void }> | null;
+    if (x.dtype === 'string' || backend == null || typeof backend.incRef !== 'function') {
+      if (!native) throw new Error('wasm Identity: unsupported case');
+      return native(args as Parameters<KernelFunc>[0]);
+    }
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  }) as unknown as KernelFunc;
+}
+
+// ---------------------------------------------------------------------------
+// Registration
+
+interface OurKernel {
+  name: string;
+  /** Builds our kernel; `native` is the backend's own one, if any, for cases we pass on. */
+  make: (native: KernelFunc | undefined) => KernelFunc;
+  /** False: only fills a gap. True: replaces a slow native kernel (with `replaceSlow`). */
+  replacesNative: boolean;
+}
+
+const OURS: readonly OurKernel[] = [
+  { name: 'Conv2DBackpropFilter', make: () => conv2dBackpropFilter as unknown as KernelFunc, replacesNative: false },
+  // Present in tfjs-backend-wasm 4.22, but as a scalar loop nest.
+  { name: 'Conv2DBackpropInput', make: () => conv2dBackpropInput as unknown as KernelFunc, replacesNative: true },
+  { name: 'Tile', make: makeTile, replacesNative: true },
+  { name: 'Sum', make: (n) => makeLeadingReduce(n, false), replacesNative: true },
+  { name: 'Mean', make: (n) => makeLeadingReduce(n, true), replacesNative: true },
+  { name: 'Identity', make: makeIdentity, replacesNative: true },
+];
+
+/** Kernel functions we registered, by kernel name (to stay idempotent). */
+const registered = new Map<string, KernelFunc>();
+
+function registeredFunc(name: string): KernelFunc | undefined {
+  return (tf.getKernel(name, BACKEND) as KernelConfig | undefined)?.kernelFunc;
+}
+
+/** Options for {@link registerWasmTrainingKernels}. */
+export interface WasmTrainingKernelOptions {
+  /**
+   * Also replace kernels that the wasm backend has but that are slow in
+   * training (Conv2DBackpropInput, Tile, Sum/Mean over leading axes,
+   * Identity); cases they do not cover go to the native kernel. Default true.
+   */
+  replaceSlow?: boolean;
+}
+
+/**
+ * Registers, for the 'wasm' backend, the kernels that training Petri's conv
+ * nets needs and tfjs-backend-wasm 4.22 lacks (`Conv2DBackpropFilter`) and,
+ * unless `replaceSlow` is false, faster versions of kernels that dominate a
+ * training step on it. A native kernel that fills a gap we would fill (a
+ * newer tfjs) is left alone. Safe to call any number of times, before or
+ * after the backend is set. Import '@tensorflow/tfjs-backend-wasm' first:
+ * replacements are only installed over natives that exist (they hand the
+ * cases they do not cover to them), and a later import of the package
+ * would overwrite them.
+ */
+export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): void {
+  const replaceSlow = options.replaceSlow ?? true;
+  for (const k of OURS) {
+    const current = registeredFunc(k.name);
+    if (current !== undefined && current === registered.get(k.name)) continue;
+    if (k.replacesNative ? current === undefined || !replaceSlow : current !== undefined) continue;
+    const native = current === undefined ? undefined : tf.getKernel(k.name, BACKEND);
+    const fn = k.make(current);
+    if (native !== undefined) tf.unregisterKernel(k.name, BACKEND);
+    // The native kernel we fall back to is bound to the wasm module by its
+    // setupFunc, which the engine runs only for registered configs.
+    tf.registerKernel({
+      kernelName: k.name,
+      backendName: BACKEND,
+      kernelFunc: fn,
+      setupFunc: native?.setupFunc,
+      disposeFunc: native?.disposeFunc,
+    });
+    registered.set(k.name, fn);
+  }
+}
+
+/** Names of the kernels {@link registerWasmTrainingKernels} may register. */
+export const WASM_TRAINING_KERNELS: readonly string[] = OURS.map((k) => k.name);
