@@ -79,7 +79,7 @@ describe('DNA validation', () => {
     expect(
       faultOf((d) => d.edges.push({ id: 'e0', from: 'v5', to: 'v1', role: 'skip', type: 'identity' })),
     ).toMatch(/cycle through v1 -> v3 -> v5 -> v1/);
-    expect(faultOf((d) => delete d.edges)).toMatch(/edges/);
+    expect(faultOf((d) => delete (d as Record<string, unknown>).edges)).toMatch(/edges/);
   });
 
   it('refuses prototype keys and non-objects', () => {

@@ -7,3 +7,4 @@ export * from './tensors.ts';
 export * from './flops.ts';
 export * from './mutations.ts';
 export * from './inheritance.ts';
+export * from './selection.ts';

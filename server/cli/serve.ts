@@ -1,0 +1,116 @@
+/**
+ * `petri serve` (= `npm start`): starts the coordinator. With no experiment
+ * in the data directory it creates one from the flags; otherwise it resumes
+ * what is there.
+ */
+import { existsSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { resolveConfig } from '../experiments/config.ts';
+import { DEFAULT_CLIENT_DIR, startPetriServer } from '../app.ts';
+
+const HELP = `Usage: petri serve [options]
+
+  --port N             port (default 3000, or PETRI_PORT)
+  --host ADDR          address to listen on (default 0.0.0.0)
+  --data-dir DIR       where the population, weights and datasets live (default ./petri-data)
+  --preset NAME        paper | lab | quick (default lab)
+  --dataset NAME       cifar10 | cifar100 | fashion-mnist | synthetic (default: the preset's)
+  --population N       population size
+  --steps N            training steps per child
+  --batch-size N       batch size
+  --mutations N        mutations per child
+  --selection NAME     tournament (the paper's) | aging
+  --max-children N     stop after N children (0 = never)
+  --no-inherit         train every child from scratch
+  --boost MODE         mutation-rate boost at a plateau: off | manual | auto
+  --reset MODE         weight reset at a plateau: off | manual | auto
+  --seed TEXT          experiment seed
+  --lease-ttl SECONDS  a lease without heartbeat expires after this (default 60)
+
+The flags shape the experiment created on first start; later starts resume it.`;
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'data-dir': { type: 'string' },
+      preset: { type: 'string' },
+      dataset: { type: 'string' },
+      population: { type: 'string' },
+      steps: { type: 'string' },
+      'batch-size': { type: 'string' },
+      mutations: { type: 'string' },
+      selection: { type: 'string' },
+      'max-children': { type: 'string' },
+      'no-inherit': { type: 'boolean' },
+      boost: { type: 'string' },
+      reset: { type: 'string' },
+      seed: { type: 'string' },
+      'lease-ttl': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const num = (name: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    if (!Number.isFinite(n)) throw new Error(`--${name} needs a number, got "${text}"`);
+    return n;
+  };
+  const plateau = {
+    ...(values.boost !== undefined ? { boost: values.boost } : {}),
+    ...(values.reset !== undefined ? { reset: values.reset } : {}),
+  };
+  const config = resolveConfig({
+    preset: values.preset,
+    dataset: values.dataset,
+    populationSize: num('population', values.population),
+    stepsPerChild: num('steps', values.steps),
+    batchSize: num('batch-size', values['batch-size']),
+    mutationsPerChild: num('mutations', values.mutations),
+    selection: values.selection,
+    maxChildren: num('max-children', values['max-children']),
+    inheritWeights: values['no-inherit'] ? false : undefined,
+    plateau: Object.keys(plateau).length > 0 ? plateau : undefined,
+    seed: values.seed,
+  });
+  const port = num('port', values.port ?? process.env.PETRI_PORT) ?? 3000;
+  const dataDir = values['data-dir'] ?? process.env.PETRI_DATA_DIR ?? './petri-data';
+  if (!existsSync(DEFAULT_CLIENT_DIR)) {
+    console.error(`note: the pages are not built (${DEFAULT_CLIENT_DIR}); run "npm run build" for the volunteer page and leaderboard`);
+  }
+  const leaseTtl = num('lease-ttl', values['lease-ttl']);
+  const server = await startPetriServer({
+    dataDir,
+    port,
+    host: values.host,
+    initialExperiment: config,
+    leaseTtlMs: leaseTtl === undefined ? undefined : leaseTtl * 1000,
+  });
+  const experiments = server.store.listExperiments();
+  console.log(`
+Petri is running.
+  volunteer page  ${server.url}/
+  leaderboard     ${server.url}/leaderboard
+  API             ${server.url}/api/experiments
+  admin token     ${server.adminToken}
+  data directory  ${dataDir}
+  experiments     ${experiments.map((e) => `${e.id} (${e.status}, ${e.config.dataset})`).join(', ') || 'none'}
+`);
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      console.log(`\n${signal}: stopping`);
+      resolveStop();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  await server.close();
+  return 0;
+}
