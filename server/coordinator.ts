@@ -13,7 +13,7 @@ import { weightsByteLength } from '../shared/model/weights-codec.ts';
 import { PROTOCOL_VERSION, Refusal, type Hello, type Lease, type ResultMessage, type ServerMessage } from '../shared/protocol.ts';
 import { LeaseTable, type LeaseEntry } from './leases.ts';
 import { initialTasks, planReset, planStep } from './experiments/step.ts';
-import { BadWeightsError, type Verifier } from './verifier.ts';
+import { BadWeightsError, type Evaluation, type Verifier } from './verifier.ts';
 import type { WeightsFiles } from './weights-files.ts';
 import type { ExperimentConfig, ExperimentRecord, IndividualRecord, PopulationStore, TaskRecord } from './store/types.ts';
 
@@ -356,6 +356,7 @@ export class Coordinator {
       childId: task.id,
       parentId: task.parentId,
       parentWeights,
+      parentDna: parentWeights === null || parent === null ? null : (parent.dna as Lease['dna']),
       dna: task.dna as Lease['dna'],
       plan: plan as Lease['plan'],
       mutations: task.mutations.map((m) => ({ name: m.name, detail: m.detail })),
@@ -519,8 +520,9 @@ export class Coordinator {
       const sha = lease.uploadedSha256 as string;
       const verify = exp.config.verifyFraction >= 1 || result.claimedAccuracy === undefined || createRng(`${exp.config.seed}:verify:${task.id}`).chance(exp.config.verifyFraction);
       if (verify) {
+        let evaluation: Evaluation;
         try {
-          const evaluation = await this.deps.verifier.evaluate({ dataset: exp.config.dataset, split: 'validation', dna: task.dna, weightsPath: this.deps.weights.path(sha) });
+          evaluation = await this.deps.verifier.evaluate({ dataset: exp.config.dataset, split: 'validation', dna: task.dna, weightsPath: this.deps.weights.path(sha), probe: result.claimedAccuracy !== undefined });
           fitness = evaluation.accuracy;
           this.metrics.verifications.ok++;
         } catch (err) {
@@ -530,7 +532,10 @@ export class Coordinator {
           this.refuseResult(workerId, lease, task, bad ? Refusal.BadWeights : Refusal.BadMessage, `the server could not evaluate these weights: ${err instanceof Error ? err.message : String(err)}`);
           return;
         }
-        if (result.claimedAccuracy !== undefined && Math.abs(result.claimedAccuracy - fitness) > CLAIM_TOLERANCE) this.recordMismatch(workerId, task.id, result.claimedAccuracy, fitness);
+        const probe = evaluation.probeAccuracy;
+        if (result.claimedAccuracy !== undefined && probe !== undefined && Math.abs(result.claimedAccuracy - probe) > CLAIM_TOLERANCE) {
+          this.recordMismatch(workerId, task.id, result.claimedAccuracy, probe);
+        }
       } else {
         fitness = result.claimedAccuracy ?? 0;
         provisional = true;

@@ -10,6 +10,8 @@ export interface Evaluation {
   readonly accuracy: number;
   /** Predicted class per image, when asked for (ensembles). */
   readonly predictions?: Int32Array;
+  /** Accuracy on the probe set (shared/protocol.ts PROBE_IMAGES), when asked for. */
+  readonly probeAccuracy?: number;
 }
 
 export interface Verifier {
@@ -24,6 +26,8 @@ export interface Verifier {
     dna: Dna;
     weightsPath: string;
     keepPredictions?: boolean;
+    /** Also measure the probe set, to check a worker's claim like for like. */
+    probe?: boolean;
   }): Promise<Evaluation>;
   close(): Promise<void>;
 }

@@ -27,7 +27,7 @@ export class ThreadVerifier implements Verifier {
       const waiter = this.pending.get(reply.id);
       if (waiter === undefined) return;
       this.pending.delete(reply.id);
-      if (reply.ok) waiter.resolve({ accuracy: reply.accuracy, predictions: reply.predictions });
+      if (reply.ok) waiter.resolve({ accuracy: reply.accuracy, predictions: reply.predictions, probeAccuracy: reply.probeAccuracy });
       else waiter.reject(reply.badWeights ? new BadWeightsError(reply.message) : new Error(reply.message));
     });
     const failAll = (err: Error) => {
@@ -42,12 +42,12 @@ export class ThreadVerifier implements Verifier {
     return worker;
   }
 
-  evaluate(request: { dataset: string; split: 'validation' | 'test'; dna: Dna; weightsPath: string; keepPredictions?: boolean }): Promise<Evaluation> {
+  evaluate(request: { dataset: string; split: 'validation' | 'test'; dna: Dna; weightsPath: string; keepPredictions?: boolean; probe?: boolean }): Promise<Evaluation> {
     const worker = this.start();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const message: VerifyRequest = { id, dataset: request.dataset, split: request.split, dna: request.dna, weightsPath: request.weightsPath, keepPredictions: request.keepPredictions ?? false };
+      const message: VerifyRequest = { id, dataset: request.dataset, split: request.split, dna: request.dna, weightsPath: request.weightsPath, keepPredictions: request.keepPredictions ?? false, probe: request.probe ?? false };
       worker.postMessage(message);
     });
   }

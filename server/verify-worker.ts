@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import type { ImageSet } from '../shared/data/image-set.ts';
+import { sliceImageSet, type ImageSet } from '../shared/data/image-set.ts';
+import { PROBE_IMAGES } from '../shared/protocol.ts';
 import { parseDna } from '../shared/evolution/validate.ts';
 import { buildModel, disposeModel } from '../shared/model/build.ts';
 import { evaluateModel } from '../shared/model/evaluate.ts';
@@ -22,26 +23,33 @@ export interface VerifyRequest {
   readonly dna: unknown;
   readonly weightsPath: string;
   readonly keepPredictions: boolean;
+  readonly probe: boolean;
 }
 
 export type VerifyReply =
-  | { readonly id: number; readonly ok: true; readonly accuracy: number; readonly predictions?: Int32Array; readonly backend: string }
+  | { readonly id: number; readonly ok: true; readonly accuracy: number; readonly predictions?: Int32Array; readonly probeAccuracy?: number; readonly backend: string }
   | { readonly id: number; readonly ok: false; readonly badWeights: boolean; readonly message: string };
 
 const { dataDir, backend } = workerData as { dataDir: string; backend: 'wasm' | 'cpu' };
 const splits = new Map<string, Promise<ImageSet>>();
 const ready = initNodeBackend(backend);
 
+function cachedSplit(dataset: string, split: 'train' | 'validation' | 'test'): Promise<ImageSet> {
+  const key = `${dataset}/${split}`;
+  let loading = splits.get(key);
+  if (loading === undefined) {
+    loading = split === 'train'
+      ? loadSplit(dataDir, dataset, 'train').then((all) => sliceImageSet(all, 0, Math.min(PROBE_IMAGES, all.count)))
+      : loadSplit(dataDir, dataset, split);
+    splits.set(key, loading);
+    loading.catch(() => splits.delete(key));
+  }
+  return loading;
+}
+
 async function handle(request: VerifyRequest): Promise<VerifyReply> {
   const info = await ready;
-  const key = `${request.dataset}/${request.split}`;
-  let split = splits.get(key);
-  if (split === undefined) {
-    split = loadSplit(dataDir, request.dataset, request.split);
-    splits.set(key, split);
-    split.catch(() => splits.delete(key));
-  }
-  const data = await split;
+  const data = await cachedSplit(request.dataset, request.split);
   let weights;
   let dna;
   try {
@@ -57,7 +65,8 @@ async function handle(request: VerifyRequest): Promise<VerifyReply> {
   try {
     writeWeights(built, weights);
     const result = await evaluateModel(built, data, { keepPredictions: request.keepPredictions });
-    return { id: request.id, ok: true, accuracy: result.accuracy, predictions: result.predictions, backend: info.backend };
+    const probe = request.probe ? (await evaluateModel(built, await cachedSplit(request.dataset, 'train'))).accuracy : undefined;
+    return { id: request.id, ok: true, accuracy: result.accuracy, predictions: result.predictions, probeAccuracy: probe, backend: info.backend };
   } finally {
     disposeModel(built);
     tf.disposeVariables();

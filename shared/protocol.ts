@@ -16,6 +16,15 @@ export const MESSAGE_EVENT = 'petri';
 /** Largest socket frame the server accepts (bytes). */
 export const MAX_FRAME_BYTES = 256 * 1024;
 
+/**
+ * A worker's accuracy claim is measured on the probe set: the first
+ * PROBE_IMAGES images of the first train shard, without augmentation. The
+ * server recomputes the same number from the uploaded weights, so a claim
+ * can be checked like for like (fitness itself is on the private validation
+ * split, which workers never see).
+ */
+export const PROBE_IMAGES = 500;
+
 export const BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type Backend = (typeof BACKENDS)[number];
 
@@ -86,7 +95,7 @@ export const resultSchema = v.strictObject({
   /** SHA-256 of the uploaded weights binary (required when ok). */
   weightsSha256: v.optional(sha256),
   stepsDone: count,
-  /** The worker's own accuracy claim, only compared against the server's. */
+  /** The worker's own accuracy on the probe set (see PROBE_IMAGES), only compared against the server's. */
   claimedAccuracy: v.optional(v.pipe(finite, v.minValue(0), v.maxValue(1))),
   trainSeconds: nonNegative,
   backend: v.picklist(BACKENDS),
@@ -131,6 +140,8 @@ export const leaseSchema = v.strictObject({
   childId: shortText(96),
   parentId: v.nullable(shortText(96)),
   parentWeights: v.nullable(v.strictObject({ url: shortText(300), sha256, bytes: count })),
+  /** The parent's DNA, which fixes the layout of its weights binary (null without parent weights). */
+  parentDna: v.nullable(dnaSchema),
   dna: dnaSchema,
   plan: v.strictObject({ tensors: v.array(plannedTensorSchema) }),
   mutations: v.array(mutationSchema),

@@ -17,6 +17,7 @@ type Command = (args: string[]) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   data: async () => (await import('./data.ts')).run,
   serve: async () => (await import('./serve.ts')).run,
+  worker: async () => (await import('./worker.ts')).run,
 };
 
 export async function main(argv: string[]): Promise<number> {

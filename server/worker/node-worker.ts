@@ -1,0 +1,106 @@
+/**
+ * One `petri worker` in Node: a socket.io connection, the shared session,
+ * and the shared lease trainer on tf.js (wasm, or the pure JS cpu backend).
+ */
+import { cpus } from 'node:os';
+import { io } from 'socket.io-client';
+import type { ImageSet } from '../../shared/data/image-set.ts';
+import { MESSAGE_EVENT, type Backend } from '../../shared/protocol.ts';
+import { runLease, type LeaseIo } from '../../shared/worker/run-lease.ts';
+import { WorkerSession, type SessionEvent, type Trainer } from '../../shared/worker/session.ts';
+import { initNodeBackend } from '../tf-backend.ts';
+import { fetchBytes, loadTrainingData, sha256 } from './shard-cache.ts';
+
+export interface NodeWorkerOptions {
+  readonly server: string;
+  readonly backend: 'wasm' | 'cpu';
+  readonly nickname?: string;
+  readonly experimentId?: string;
+  readonly cacheDir: string;
+  readonly onEvent?: (event: SessionEvent) => void;
+  readonly log?: (line: string) => void;
+  /** Extra stop condition polled during training (--max-hours, --when-idle). */
+  readonly shouldPause?: () => boolean;
+}
+
+export interface NodeWorker {
+  readonly session: WorkerSession;
+  readonly backend: string;
+  stop(): Promise<void>;
+}
+
+export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeWorker> {
+  const log = options.log ?? (() => {});
+  const info = await initNodeBackend(options.backend);
+  if (info.reason) log(`backend: ${info.backend} (${info.reason})`);
+  const base = options.server.endsWith('/') ? options.server : `${options.server}/`;
+  const datasets = new Map<string, Promise<ImageSet>>();
+  const dataFor = (manifestUrl: string, version: string): Promise<ImageSet> => {
+    const key = `${manifestUrl}@${version}`;
+    let loading = datasets.get(key);
+    if (loading === undefined) {
+      loading = loadTrainingData(base, manifestUrl, options.cacheDir, log).then((r) => r.data);
+      datasets.set(key, loading);
+      loading.catch(() => datasets.delete(key));
+    }
+    return loading;
+  };
+
+  const leaseIo: LeaseIo = {
+    fetchBytes: (url) => fetchBytes(new URL(url, base).href),
+    sha256: async (bytes) => sha256(bytes),
+    async upload(url, token, bytes) {
+      const response = await fetch(new URL(url, base).href, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'x-petri-lease-token': token },
+        body: new Blob([bytes as Uint8Array<ArrayBuffer>]),
+      });
+      const body = (await response.json().catch(() => ({}))) as { sha256?: string; message?: string };
+      if (!response.ok || typeof body.sha256 !== 'string') throw new Error(`upload refused: HTTP ${response.status} ${body.message ?? ''}`);
+      return body.sha256;
+    },
+  };
+
+  const backend = info.backend as Backend;
+  const trainer: Trainer = {
+    async train(lease, hooks) {
+      const data = await dataFor(lease.dataset.manifestUrl, lease.dataset.version);
+      return runLease(lease, data, leaseIo, { onStep: hooks.onStep, shouldStop: () => hooks.shouldStop() || (options.shouldPause?.() ?? false), now: Date.now }, backend);
+    },
+  };
+
+  const socket = io(base, { transports: ['websocket'], reconnectionDelay: 500, reconnectionDelayMax: 5000 });
+  const transport = {
+    send: (m: unknown) => void socket.emit(MESSAGE_EVENT, m),
+    onMessage: (h: (p: unknown) => void) => void socket.on(MESSAGE_EVENT, h),
+    onConnection: (h: (up: boolean) => void) => {
+      socket.on('connect', () => h(true));
+      socket.on('disconnect', () => h(false));
+    },
+    close: () => void socket.close(),
+  };
+  const session = new WorkerSession(transport, trainer, {
+    hello: {
+      backend,
+      adapter: `${cpus()[0]?.model ?? 'CPU'} (Node ${process.version}, tf.js ${info.backend})`,
+      ...(info.reason ? { fallbackReason: info.reason } : {}),
+      speed: 0,
+      client: 'node',
+      ...(options.nickname ? { nickname: options.nickname } : {}),
+      ...(options.experimentId ? { experimentId: options.experimentId } : {}),
+    },
+    now: Date.now,
+    onEvent: options.onEvent,
+  });
+
+  return {
+    session,
+    backend: info.backend,
+    async stop() {
+      await session.stop();
+      // Give the release frame a moment to leave before the socket closes.
+      if (socket.connected) await new Promise<void>((ok) => setTimeout(ok, 300));
+      socket.close();
+    },
+  };
+}
