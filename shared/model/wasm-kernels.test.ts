@@ -191,6 +191,25 @@ describe('replaced reductions, Tile and Identity match cpu', () => {
     }
   });
 
+  it.each([
+    [[4, 5, 6, 7], [7], true],
+    [[4, 5, 6, 7], [7], false],
+    [[3, 8], [8], true],
+    [[4, 5, 6, 7], [1, 1, 1, 7], true],
+    [[2, 3, 4, 5], [2, 3, 4, 5], true],
+  ])('batchNorm of %j with statistics %j, scale/offset %j', async (shape, stat, affine) => {
+    const r = await both(() => {
+      const x = tf.tensor(values(size(shape), 5).map((v) => v * 3), shape);
+      const m = tf.tensor(values(size(stat), 6), stat);
+      const v = tf.tensor(values(size(stat), 7).map((u) => u + 1.5), stat);
+      const g = affine ? tf.tensor(values(size(stat), 8), stat) : undefined;
+      const b = affine ? tf.tensor(values(size(stat), 9), stat) : undefined;
+      return tf.batchNorm(x, m, v, b, g, 1e-3);
+    });
+    expect(r.wasm.shape).toEqual(r.cpu.shape);
+    expect(track(relErr(r.cpu.data, r.wasm.data))).toBeLessThan(1e-5);
+  });
+
   it('identity shares the buffer without leaks', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor([1, 2, 3]);
