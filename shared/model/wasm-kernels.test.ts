@@ -210,6 +210,13 @@ describe('replaced reductions, Tile and Identity match cpu', () => {
     expect(track(relErr(r.cpu.data, r.wasm.data))).toBeLessThan(1e-5);
   });
 
+  it.each([
+    ['float32', 'float32'], ['float32', 'int32'], ['int32', 'float32'], ['float32', 'bool'], ['bool', 'int32'], ['int32', 'int32'],
+  ] as const)('cast %s to %s', async (from, to) => {
+    const r = await both(() => tf.cast(tf.tensor([0, 1.5, -2.7, 3, 0.2], [5], from), to));
+    expect(r.wasm).toEqual(r.cpu);
+  });
+
   it('identity shares the buffer without leaks', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor([1, 2, 3]);

@@ -16,7 +16,8 @@
  *   a slow generic transpose first; 3x faster as a column sum;
  * - FusedBatchNorm forward: 3x faster as x*a + b with the backend's own
  *   Multiply and Add;
- * - Identity: a full copy, called for every tensor saved for backprop.
+ * - Identity (and Cast to the same dtype): a full copy, called for every
+ *   tensor saved for backprop.
  *
  * Both conv gradients become ordinary forward convolutions on the backend's
  * XNNPACK `Conv2D` (or GEMM via `BatchMatMul`):
@@ -46,7 +47,7 @@ const BACKEND = 'wasm';
 
 /** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
 interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  makeOutput(shape: number[], dtype: 'float32' | 'int32' | 'bool'): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: TensorInfo['dataId'], force?: boolean): boolean;
 }
@@ -446,7 +447,7 @@ function makeTile(native: KernelFunc | undefined): KernelFunc {
     const backend = asWasmBackend(args.backend);
     const rank = x.shape.length;
     const outShape = x.shape.map((d, i) => d * (reps[i] as number));
-    const out = backend.makeOutput(outShape, x.dtype as 'float32');
+    const out = backend.makeOutput(outShape, x.dtype);
     if (size(outShape) === 0) return out;
     const src = backend.typedArrayFromHeap(x);
     const dst = backend.typedArrayFromHeap(out);
@@ -550,6 +551,32 @@ function makeIdentity(native: KernelFunc | undefined): KernelFunc {
 }
 
 /**
+ * Cast to the same dtype copies the buffer on wasm (layers cast every
+ * input); share it instead. The native cast of numbers to bool truncates
+ * to a byte (-2.7 -> 254) instead of testing for non-zero; fixed here.
+ */
+function makeCast(native: KernelFunc | undefined): KernelFunc {
+  const identity = makeIdentity(undefined);
+  return ((args: KernelArgs) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const dtype = (args.attrs as { dtype: string }).dtype;
+    if (x.dtype === dtype && x.dtype !== 'string' && x.dtype !== 'complex64') {
+      return identity(args as Parameters<KernelFunc>[0]);
+    }
+    if (dtype === 'bool' && (x.dtype === 'float32' || x.dtype === 'int32')) {
+      const backend = asWasmBackend(args.backend);
+      const out = backend.makeOutput(x.shape, 'bool');
+      const src = backend.typedArrayFromHeap(x);
+      const dst = backend.typedArrayFromHeap(out);
+      for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0;
+      return out;
+    }
+    if (!native) throw new Error(`wasm Cast: unsupported cast ${x.dtype} -> ${dtype}`);
+    return native(args as Parameters<KernelFunc>[0]);
+  }) as unknown as KernelFunc;
+}
+
+/**
  * Batch-norm forward with per-channel statistics. The native kernel runs at
  * about a sixth of the speed of the backend's broadcasting Multiply; folding
  * the statistics into y = x*a + b (a, b per channel, computed in float64)
@@ -611,6 +638,7 @@ const OURS: readonly OurKernel[] = [
   { name: 'Mean', make: (n) => makeLeadingReduce(n, true), replacesNative: true },
   { name: 'Identity', make: makeIdentity, replacesNative: true },
   { name: 'FusedBatchNorm', make: makeBatchNorm, replacesNative: true },
+  { name: 'Cast', make: makeCast, replacesNative: true },
 ];
 
 /** Kernel functions we registered, by kernel name (to stay idempotent). */
@@ -625,8 +653,8 @@ export interface WasmTrainingKernelOptions {
   /**
    * Also replace kernels that the wasm backend has but that are slow in
    * training (Conv2DBackpropInput, Tile, Sum/Mean over leading axes,
-   * Identity, FusedBatchNorm); cases they do not cover go to the native
-   * kernel. Default true.
+   * Identity, FusedBatchNorm, same-dtype Cast); cases they do not cover go
+   * to the native kernel. Default true.
    */
   replaceSlow?: boolean;
 }
