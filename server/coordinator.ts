@@ -529,7 +529,7 @@ export class Coordinator {
           const bad = err instanceof BadWeightsError;
           if (bad) this.metrics.verifications.badWeights++;
           else this.metrics.verifications.error++;
-          this.refuseResult(workerId, lease, task, bad ? Refusal.BadWeights : Refusal.BadMessage, `the server could not evaluate these weights: ${err instanceof Error ? err.message : String(err)}`);
+          this.refuseResult(workerId, lease, task, bad, `the server could not evaluate these weights: ${err instanceof Error ? err.message : String(err)}`);
           return;
         }
         const probe = evaluation.probeAccuracy;
@@ -598,14 +598,20 @@ export class Coordinator {
     this.afterCompletion(exp.id);
   }
 
-  private refuseResult(workerId: string, lease: LeaseEntry, task: TaskRecord, code: (typeof Refusal)[keyof typeof Refusal], message: string): void {
+  /**
+   * A result the server could not accept: the task goes back to the queue.
+   * Only bad weights count against the worker; a fault of the server's own
+   * (the verification thread died, a dataset file vanished) does not.
+   */
+  private refuseResult(workerId: string, lease: LeaseEntry, task: TaskRecord, workersFault: boolean, message: string): void {
     this.metrics.resultsRefused++;
     this.leases.end(lease.leaseId, 'completed');
     const fresh = this.deps.store.getTask(task.id);
     if (fresh !== null && fresh.status === 'leased') this.deps.store.setTaskStatus(task.id, 'queued');
     if (lease.uploadedSha256) this.deleteIfUnreferenced(lease.uploadedSha256);
-    this.recordOffence(workerId);
-    this.deps.send(workerId, { type: 'refused', code, message, leaseId: lease.leaseId });
+    if (workersFault) this.recordOffence(workerId);
+    else this.log(`server-side verification error for ${task.id}: ${message}`);
+    this.deps.send(workerId, { type: 'refused', code: workersFault ? Refusal.BadWeights : Refusal.ServerError, message, leaseId: lease.leaseId });
   }
 
   private recordMismatch(workerId: string, childId: string, claimed: number, actual: number): void {

@@ -19,9 +19,8 @@ export class ThreadVerifier implements Verifier {
 
   private start(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(new URL('./verify-worker.ts', import.meta.url), {
+    const worker = new Worker(new URL('./verify-worker-entry.mjs', import.meta.url), {
       workerData: { dataDir: this.dataDir, backend: this.backend },
-      execArgv: ['--import', 'tsx'],
     });
     worker.on('message', (reply: VerifyReply) => {
       const waiter = this.pending.get(reply.id);

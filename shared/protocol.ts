@@ -41,6 +41,7 @@ export const Refusal = {
   NoUpload: 'weights-not-uploaded',
   BadWeights: 'bad-weights',
   Quarantined: 'quarantined',
+  ServerError: 'server-error',
 } as const;
 export type RefusalCode = (typeof Refusal)[keyof typeof Refusal];
 
