@@ -243,9 +243,11 @@ export class Coordinator {
     const out: ServerMessage[] = [{ type: 'welcome', workerId, protocol: PROTOCOL_VERSION, experimentId: hello.experimentId ?? null }];
     if (hello.resume !== undefined) {
       const lease = this.leases.rebind(hello.resume.leaseId, hello.resume.token, workerId, now);
-      if (lease !== null) {
-        const task = this.deps.store.getTask(lease.taskId);
-        if (task !== null) out.push({ type: 'lease', lease: this.leaseMessage(lease, task) });
+      const task = lease === null ? null : this.deps.store.getTask(lease.taskId);
+      if (lease !== null && task !== null) out.push({ type: 'lease', lease: this.leaseMessage(lease, task) });
+      else {
+        // Gone (expired, or the server restarted): the worker should drop it rather than finish it for nothing.
+        out.push({ type: 'refused', code: Refusal.UnknownLease, message: `lease ${hello.resume.leaseId} cannot be resumed; it was given to another worker`, leaseId: hello.resume.leaseId });
       }
     }
     return out;

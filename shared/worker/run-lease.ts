@@ -43,6 +43,9 @@ export type LeaseOutcome =
   | { status: 'diverged'; stepsDone: number; trainSeconds: number; backend: Backend }
   | { status: 'stopped'; stepsDone: number };
 
+/** Longest stretch of training without yielding to the event loop. */
+const YIELD_EVERY_MS = 50;
+
 /** The child's starting weights: inherited from the parent per the plan, or a checkpoint. */
 export async function startingWeights(lease: Lease, io: LeaseIo): Promise<WeightMap> {
   let parent: WeightMap | null = null;
@@ -68,6 +71,7 @@ export async function runLease(lease: Lease, data: ImageSet, io: LeaseIo, hooks:
   const started = hooks.now();
   const firstStep = resume?.step ?? 0;
   const every = hooks.checkpointEvery ?? 100;
+  let lastYield = started;
   try {
     writeWeights(built, weights);
     const result = await trainModel(built, data, {
@@ -81,6 +85,12 @@ export async function runLease(lease: Lease, data: ImageSet, io: LeaseIo, hooks:
       shouldStop: hooks.shouldStop,
       onStep: async (done) => {
         const step = firstStep + done;
+        // tf.js kernels run synchronously (wasm, cpu): give the event loop a
+        // turn now and then, so heartbeats, stop requests and sockets get through.
+        if (hooks.now() - lastYield >= YIELD_EVERY_MS) {
+          await new Promise<void>((resolve) => setTimeout(resolve, 0));
+          lastYield = hooks.now();
+        }
         const seconds = Math.max(1e-3, (hooks.now() - started) / 1000);
         await hooks.onStep?.(step, lease.steps, (done * lease.batchSize) / seconds);
         if (hooks.checkpoint !== undefined && step % every === 0 && step < lease.steps) {

@@ -57,6 +57,7 @@ export class WorkerSession {
   private lastBeat = 0;
   private lastStep = 0;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private beatTimer: ReturnType<typeof setTimeout> | null = null;
   private waitingForWork = false;
 
   constructor(
@@ -127,10 +128,32 @@ export class WorkerSession {
     }
   }
 
+  /**
+   * Heartbeats on a timer while a lease is held, not only on steps: getting
+   * the dataset or warming up WebGPU shaders can take longer than a lease
+   * lives without a word.
+   */
+  private keepAlive(job: { lease: Lease }): void {
+    const period = Math.max(250, job.lease.heartbeatMs / 2);
+    const beat = () => {
+      this.beatTimer = null;
+      if (this.current !== job || this.stopped) return;
+      const now = this.options.now();
+      if (now - this.lastBeat >= period && this.connected) {
+        this.lastBeat = now;
+        this.transport.send({ type: 'progress', leaseId: job.lease.leaseId, step: this.lastStep });
+      }
+      this.beatTimer = setTimeout(beat, period);
+    };
+    this.beatTimer = setTimeout(beat, period);
+  }
+
   private async train(lease: Lease): Promise<void> {
     const job = { lease, stop: false };
     this.current = job;
     this.lastBeat = this.options.now();
+    this.lastStep = 0;
+    this.keepAlive(job);
     this.emit({ kind: 'lease', lease });
     let outcome: LeaseOutcome;
     try {
@@ -147,6 +170,7 @@ export class WorkerSession {
         shouldStop: () => job.stop || this.stopped,
       });
     } catch (err) {
+      this.clearBeat();
       this.emit({ kind: 'error', message: `training failed: ${err instanceof Error ? err.message : String(err)}` });
       if (this.connected) this.transport.send({ type: 'release', leaseId: lease.leaseId, reason: 'training failed on this worker' });
       this.current = null;
@@ -154,6 +178,7 @@ export class WorkerSession {
       return;
     }
     this.current = null;
+    this.clearBeat();
     this.emit({ kind: 'trained', lease, outcome });
     if (outcome.status === 'stopped') {
       if (!job.stop && this.connected) this.transport.send({ type: 'release', leaseId: lease.leaseId, reason: 'the worker stopped' });
@@ -174,6 +199,11 @@ export class WorkerSession {
     this.askForWork();
   }
 
+  private clearBeat(): void {
+    if (this.beatTimer !== null) clearTimeout(this.beatTimer);
+    this.beatTimer = null;
+  }
+
   /** The lease in hand, if any, and the last step reported. */
   get working(): { lease: Lease; step: number } | null {
     return this.current === null ? null : { lease: this.current.lease, step: this.lastStep };
@@ -189,6 +219,7 @@ export class WorkerSession {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.clearBeat();
     const job = this.current;
     if (job !== null) {
       job.stop = true;
