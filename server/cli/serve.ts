@@ -4,6 +4,7 @@
  * what is there.
  */
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../experiments/config.ts';
 import { DEFAULT_CLIENT_DIR, startPetriServer } from '../app.ts';
@@ -28,6 +29,17 @@ const HELP = `Usage: petri serve [options]
   --lease-ttl SECONDS  a lease without heartbeat expires after this (default 60)
 
 The flags shape the experiment created on first start; later starts resume it.`;
+
+/** Builds the volunteer page and leaderboard on first start (needs the dev dependency vite). */
+async function buildPages(): Promise<void> {
+  try {
+    const { build } = await import('vite');
+    console.log('building the volunteer page and leaderboard (first start)…');
+    await build({ configFile: fileURLToPath(new URL('../../vite.config.ts', import.meta.url)), logLevel: 'warn' });
+  } catch (err) {
+    console.error(`note: the pages could not be built (${err instanceof Error ? err.message : String(err)}); run "npm run build". The API and workers still work.`);
+  }
+}
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -82,9 +94,7 @@ export async function run(args: string[]): Promise<number> {
   });
   const port = num('port', values.port ?? process.env.PETRI_PORT) ?? 3000;
   const dataDir = values['data-dir'] ?? process.env.PETRI_DATA_DIR ?? './petri-data';
-  if (!existsSync(DEFAULT_CLIENT_DIR)) {
-    console.error(`note: the pages are not built (${DEFAULT_CLIENT_DIR}); run "npm run build" for the volunteer page and leaderboard`);
-  }
+  if (!existsSync(DEFAULT_CLIENT_DIR)) await buildPages();
   const leaseTtl = num('lease-ttl', values['lease-ttl']);
   const server = await startPetriServer({
     dataDir,

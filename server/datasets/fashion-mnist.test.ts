@@ -18,9 +18,7 @@ describe('Fashion-MNIST', () => {
     "prepares the real files of Debian's dataset-fashion-mnist package: 55,000 / 5,000 / 10,000 of 28x28x1",
     async () => {
       const dir = join(root, 'real');
-      const started = Date.now();
       const ds = await ensureDataset(dir, 'fashion-mnist');
-      const seconds = (Date.now() - started) / 1000;
       expect(ds.info.source).toContain(DEBIAN);
       expect(ds.manifest.imageShape).toEqual([28, 28, 1]);
       expect(ds.manifest.numClasses).toBe(10);
@@ -37,7 +35,6 @@ describe('Fashion-MNIST', () => {
       const perClass = (labels: Uint8Array): number[] => Array.from({ length: 10 }, (_, c) => labels.filter((l) => l === c).length);
       expect(perClass(test!.labels)).toEqual(new Array(10).fill(1000));
       expect(perClass(Uint8Array.of(...train!.labels, ...validation!.labels))).toEqual(new Array(10).fill(6000));
-      expect(seconds).toBeLessThan(30);
     },
   );
 
