@@ -8,7 +8,8 @@ Commands:
   serve      start the coordinator server (npm start)
   data       fetch, import and inspect datasets (petri data --help)
   worker     train children for a server from this terminal
-  export     write a trained model as a tf.js model
+  experiment create, list, pause, resume, stop an experiment; apply a plateau remedy
+  export     write a trained model (or an ensemble) as a tf.js model
 
 Run 'petri <command> --help' for a command's options.`;
 
@@ -18,6 +19,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   data: async () => (await import('./data.ts')).run,
   serve: async () => (await import('./serve.ts')).run,
   worker: async () => (await import('./worker.ts')).run,
+  experiment: async () => (await import('./experiment.ts')).run,
+  export: async () => (await import('./export.ts')).run,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -4,11 +4,12 @@
  * volunteer page (--browser) so the workstation's GPU is used via WebGPU.
  */
 import { fork } from 'node:child_process';
-import { homedir, loadavg, cpus } from 'node:os';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SessionEvent } from '../../shared/worker/session.ts';
+import { IdleWatch } from '../worker/idle.ts';
 import { startNodeWorker } from '../worker/node-worker.ts';
 
 const HELP = `Usage: petri worker --server URL [options]
@@ -135,7 +136,7 @@ export async function run(args: string[]): Promise<number> {
     cacheDir: values['cache-dir'] ?? join(homedir(), '.cache', 'petri'),
     onEvent,
     log: quiet ? () => {} : say,
-    shouldPause: () => Date.now() > deadline || (idle !== null && idle.busy()),
+    shouldPause: () => Date.now() > deadline || (idle !== null && idle.busy),
   });
   if (!quiet) say(`worker started on tf.js ${worker.backend}`);
 
@@ -154,8 +155,12 @@ export async function run(args: string[]): Promise<number> {
     const watch = setInterval(() => {
       if (Date.now() > deadline) void stop(`--max-hours ${maxHours} reached`);
       if (idle !== null) {
-        const busy = idle.busy();
-        worker.session.setPaused(busy);
+        const wasBusy = idle.busy;
+        const busy = idle.update();
+        if (busy !== wasBusy) {
+          say(busy ? 'pausing: someone else is using this machine (--when-idle)' : 'resuming: the machine is idle again');
+          worker.session.setPaused(busy);
+        }
       }
     }, 1000);
   });
@@ -178,20 +183,4 @@ async function runMany(args: string[], n: number): Promise<number> {
   process.on('SIGTERM', () => forward('SIGTERM'));
   const codes = await Promise.all(children.map((c) => new Promise<number>((ok) => c.on('exit', (code) => ok(code ?? 1)))));
   return codes.every((c) => c === 0) ? 0 : 1;
-}
-
-/**
- * "Is someone using this machine?": the load average above what this
- * worker itself adds, or a desktop idle time under a minute where
- * `xprintidle` exists. Decides within a few seconds.
- */
-export class IdleWatch {
-  private readonly cores = cpus().length;
-
-  /** Busy when the 1-minute load beyond one core (ours) exceeds half the others. */
-  busy(): boolean {
-    const load = loadavg()[0] ?? 0;
-    const limit = Number(process.env.PETRI_IDLE_LOAD ?? Math.max(0.5, (this.cores - 1) * 0.5 + 1));
-    return load > limit;
-  }
 }
