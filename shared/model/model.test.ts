@@ -12,6 +12,7 @@ import { evaluateModel } from './evaluate.ts';
 import { trainModel } from './train.ts';
 import { inheritWeights, readWeights, writeWeights } from './weights.ts';
 import { WeightsFormatError, decodeWeights, encodeWeights } from './weights-codec.ts';
+import { initNodeBackend } from '../../server/tf-backend.ts';
 
 /**
  * Four classes of 12x12 grey images with the same mean brightness:
@@ -46,7 +47,8 @@ async function randomWeights(dna: Dna, seed: string) {
 }
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  // The backend Node workers and the server use (wasm with Petri's gradient kernels).
+  expect((await initNodeBackend('wasm')).backend).toBe('wasm');
 });
 
 describe('models built from DNA', () => {
@@ -192,7 +194,7 @@ describe('training', () => {
     const dna = convChain([12, 12, 1], 4, [{ channels: 4 }]);
     const built = buildModel(dna);
     const w = inheritWeights(planInheritance(null, dna), null, createRng('x'));
-    for (const values of w.values()) values.fill(3e38);
+    (w.get('classifier/kernel') as Float32Array).fill(Number.POSITIVE_INFINITY);
     writeWeights(built, w);
     const before = tf.memory().numTensors;
     const result = await trainModel(built, train, { steps: 50, seed: 1, lossEvery: 5 });
