@@ -11,7 +11,8 @@ import express from 'express';
 import { Server } from 'socket.io';
 import { MAX_FRAME_BYTES, type ServerMessage } from '../shared/protocol.ts';
 import { Coordinator, type DatasetInfo } from './coordinator.ts';
-import { createDatasetRouter, ensureDataset, type EnsureDatasetOptions } from './datasets/index.ts';
+import { createDatasetRouter, ensureDataset, loadSplit, type EnsureDatasetOptions } from './datasets/index.ts';
+import { createFinalReporter } from './final-report.ts';
 import { loadOrCreateAdminToken } from './http/admin.ts';
 import { createApiRouter } from './http/api.ts';
 import { attachSockets } from './socket.ts';
@@ -90,9 +91,19 @@ export async function startPetriServer(options: PetriServerOptions): Promise<Pet
     await coordinator.createExperiment(options.initialExperiment);
   }
 
+  // The final report (test split): on request, and by itself when an experiment finishes or stops.
+  const finalReports = createFinalReporter({
+    store,
+    verifier,
+    weights,
+    testLabels: async (name) => (await loadSplit(dataDir, name, 'test')).labels,
+    log,
+    onReport: (r) => io.of('/live').to(`exp:${r.experimentId}`).emit('status', { experimentId: r.experimentId }),
+  });
+
   const app = express();
   app.disable('x-powered-by');
-  app.use(createApiRouter({ store, coordinator, weights, adminToken }));
+  app.use(createApiRouter({ store, coordinator, weights, adminToken, finalReport: finalReports.compute }));
   app.use(createDatasetRouter(dataDir));
   const clientDir = options.clientDir ?? DEFAULT_CLIENT_DIR;
   if (existsSync(clientDir)) {
@@ -106,6 +117,7 @@ export async function startPetriServer(options: PetriServerOptions): Promise<Pet
   const http = createServer(app);
   const io = new Server(http, { maxHttpBufferSize: MAX_FRAME_BYTES, serveClient: false, cors: { origin: false } });
   send = attachSockets(io, coordinator).sendTo;
+  finalReports.whenDone(coordinator);
   const ticker = setInterval(() => coordinator.tick(), 1000);
   ticker.unref();
 
@@ -129,6 +141,7 @@ export async function startPetriServer(options: PetriServerOptions): Promise<Pet
       await new Promise<void>((ok) => io.close(() => ok()));
       await new Promise<void>((ok) => http.close(() => ok()));
       await coordinator.drained();
+      await finalReports.settled();
       await verifier.close();
       store.close();
     },
