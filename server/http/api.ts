@@ -98,7 +98,9 @@ export function createApiRouter(deps: ApiDeps): Router {
     const ind = individual(req, res);
     if (!ind) return;
     const lineage = store.lineage(ind.id).map((a) => ({ id: a.id, fitness: a.fitness, mutation: a.mutations.map((m) => m.name).join('+') || null, generation: a.generation }));
-    res.json({ ...publicIndividual(ind), dna: ind.dna, lineage });
+    // hasWeights: whether model.json / weights.bin can be exported (removed individuals' weights are collected).
+    const hasWeights = !ind.provisional && ind.weightsSha256 !== null && weights.has(ind.weightsSha256);
+    res.json({ ...publicIndividual(ind), dna: ind.dna, lineage, hasWeights });
   });
 
   const exported = async (req: Request, res: Response): Promise<ExportedModel | null> => {
