@@ -9,7 +9,7 @@
  * server computes on the test split, and stay fast with 20,000 dots.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -167,12 +167,12 @@ describe('the leaderboard page', () => {
   });
 
   it('opens an individual: its DNA as a graph, its lineage back to the initial model', async () => {
-    // The deepest verified individual with weights, preferring a long lineage.
-    const candidates = server.store
+    // The deepest verified individual whose weights are stored, preferring a long lineage.
+    const pick = server.store
       .allIndividuals(experimentId)
-      .filter((i) => !i.provisional && !i.failed && i.weightsSha256 !== null)
-      .sort((a, b) => b.dna.edges.length - a.dna.edges.length || b.generation - a.generation);
-    const pick = candidates.find((i) => i.status === 'alive') ?? (candidates[0] as (typeof candidates)[number]);
+      .filter((i) => !i.provisional && !i.failed && i.weightsSha256 !== null && existsSync(join(dataDir, 'weights', `${i.weightsSha256}.bin`)))
+      .sort((a, b) => b.dna.edges.length - a.dna.edges.length || b.generation - a.generation)[0];
+    if (pick === undefined) throw new Error('no individual with weights');
     await page.click(`.top-table tbody tr[data-id="${pick.id}"]`);
     await page.waitForSelector(`#individual[data-id="${pick.id}"] .dna-graph`);
     expect(await page.locator('#individual .dna-graph .dna-vertex').count()).toBe(pick.dna.vertices.length);
