@@ -18,8 +18,8 @@ export interface NodeBackendInfo {
 
 /**
  * The wasm backend's emscripten loader reads its .wasm binaries with fs in
- * Node, so a plain directory path (with a trailing separator) is what it
- * wants; a file:// URL is not understood by its Node code path.
+ * Node and accepts a plain directory path (with a trailing separator) or a
+ * file:// URL as the prefix (both checked on Node 20); no fetch is involved.
  */
 function wasmDir(): string {
   const require = createRequire(import.meta.url);
