@@ -5,11 +5,11 @@
  * clock, an outbox to workers); socket.ts and http/ bind the real I/O.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { dnaId } from '../shared/evolution/canonical.ts';
 import { flopsReport, individualCost } from '../shared/evolution/flops.ts';
 import { planInheritance } from '../shared/evolution/inheritance.ts';
-import { createRng } from '../shared/evolution/rng.ts';
-import { weightsByteLength } from '../shared/model/weights-codec.ts';
+import { WeightsFormatError, decodeWeights, weightsByteLength } from '../shared/model/weights-codec.ts';
 import { PROTOCOL_VERSION, Refusal, type Hello, type Lease, type ResultMessage, type ServerMessage } from '../shared/protocol.ts';
 import { LeaseTable, type LeaseEntry } from './leases.ts';
 import { initialTasks, planReset, planStep } from './experiments/step.ts';
@@ -425,7 +425,7 @@ export class Coordinator {
    * to a content-addressed file capped at the exact size the child DNA
    * implies. Returns the SHA-256.
    */
-  async acceptUpload(leaseId: string, token: string, body: AsyncIterable<Uint8Array>): Promise<{ ok: true; sha256: string } | { ok: false; status: number; code: string; message: string }> {
+  async acceptUpload(leaseId: string, token: string, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<{ ok: true; sha256: string } | { ok: false; status: number; code: string; message: string }> {
     const lease = this.leases.get(leaseId);
     if (lease === undefined) {
       const check = this.leases.check(leaseId, '', this.deps.clock());
@@ -490,14 +490,19 @@ export class Coordinator {
       }
     }
     lease.verifying = true;
+    this.enqueue(`verification of ${task.id}`, () => this.judge(workerId, lease, task, result));
+    return null;
+  }
+
+  /** Queues a verification job: one at a time, off the socket handlers. */
+  private enqueue(what: string, job: () => Promise<void>): void {
     this.pendingVerifications++;
     this.verifyQueue = this.verifyQueue
-      .then(() => this.judge(workerId, lease, task, result))
-      .catch((err: unknown) => this.log(`verification of ${task.id} failed: ${String(err)}`))
+      .then(job)
+      .catch((err: unknown) => this.log(`${what} failed: ${String(err)}`))
       .finally(() => {
         this.pendingVerifications--;
       });
-    return null;
   }
 
   /** Results waiting for, or in, verification. */
@@ -505,9 +510,9 @@ export class Coordinator {
     return this.pendingVerifications;
   }
 
-  /** Resolves once every result submitted so far has been judged. */
+  /** Resolves once every result submitted so far has been judged (and the re-verifications a judgement queued). */
   async drained(): Promise<void> {
-    await this.verifyQueue;
+    while (this.pendingVerifications > 0) await this.verifyQueue;
   }
 
   private async judge(workerId: string, lease: LeaseEntry, task: TaskRecord, result: ResultMessage): Promise<void> {
@@ -516,11 +521,16 @@ export class Coordinator {
     const info = await this.datasetOf(exp.config.dataset);
     const report = flopsReport(task.dna, exp.config.batchSize, info.validationCount);
     const diverged = result.status === 'diverged';
+    // Credit and cost count the steps the lease asked for, never more than a worker says it did.
+    const stepsDone = Math.min(result.stepsDone, exp.config.stepsPerChild);
     let fitness = 0;
     let provisional = false;
     if (!diverged) {
       const sha = lease.uploadedSha256 as string;
-      const verify = exp.config.verifyFraction >= 1 || result.claimedAccuracy === undefined || createRng(`${exp.config.seed}:verify:${task.id}`).chance(exp.config.verifyFraction);
+      // Which children are spot-checked is drawn from server randomness (not the public seed), so a worker cannot
+      // tell which claims will be checked; a quarantined worker's results are always verified.
+      const draw = Number.parseInt(this.deps.randomHex(4), 16) / 0x1_0000_0000;
+      const verify = exp.config.verifyFraction >= 1 || result.claimedAccuracy === undefined || worker?.quarantined === true || draw < exp.config.verifyFraction;
       if (verify) {
         let evaluation: Evaluation;
         try {
@@ -539,6 +549,16 @@ export class Coordinator {
           this.recordMismatch(workerId, task.id, result.claimedAccuracy, probe);
         }
       } else {
+        // Not evaluated now, but a provisional child may become a parent: its weights must still fit its DNA and be finite.
+        try {
+          decodeWeights(task.dna, new Uint8Array(await readFile(this.deps.weights.path(sha))));
+        } catch (err) {
+          const bad = err instanceof WeightsFormatError;
+          if (bad) this.metrics.verifications.badWeights++;
+          else this.metrics.verifications.error++;
+          this.refuseResult(workerId, lease, task, bad, `the server could not read these weights: ${err instanceof Error ? err.message : String(err)}`);
+          return;
+        }
         fitness = result.claimedAccuracy ?? 0;
         provisional = true;
         this.metrics.verifications.skipped++;
@@ -547,7 +567,7 @@ export class Coordinator {
     const parent = task.parentId === null ? null : this.deps.store.getIndividual(task.parentId);
     const nickname = worker?.hello.nickname ?? null;
     const backend = result.backend;
-    const cost = individualCost(task.dna, result.stepsDone, exp.config.batchSize, info.validationCount);
+    const cost = individualCost(task.dna, stepsDone, exp.config.batchSize, info.validationCount);
     const now = this.deps.clock();
     const fresh = this.deps.store.getTask(task.id);
     if (fresh === null || (fresh.status !== 'leased' && fresh.status !== 'queued')) {
@@ -575,7 +595,7 @@ export class Coordinator {
       trainedBy: { workerId, nickname, backend, adapter: worker?.hello.adapter ?? null },
       claimedAccuracy: result.claimedAccuracy ?? null,
     };
-    const trainingFlops = report.trainingPerStep * result.stepsDone;
+    const trainingFlops = report.trainingPerStep * stepsDone;
     this.deps.store.completeTask({
       taskId: task.id,
       individual,
@@ -635,7 +655,57 @@ export class Coordinator {
         this.leases.end(lease.leaseId, 'released');
         this.deps.store.setTaskStatus(lease.taskId, 'queued');
       }
+      this.reverifyProvisional(worker);
     }
+  }
+
+  /**
+   * A quarantined worker's provisional children (from any of its connections:
+   * same address or nickname) are verified now, through the verification
+   * queue: they get the server's fitness, or are dropped to fitness 0 when
+   * their weights do not evaluate.
+   */
+  private reverifyProvisional(worker: WorkerInfo): void {
+    const nickname = worker.hello.nickname;
+    const ids = new Set<string>();
+    for (const w of this.workers.values()) {
+      if (w.id === worker.id || w.address === worker.address || (nickname !== undefined && w.hello.nickname === nickname)) ids.add(w.id);
+    }
+    for (const exp of this.deps.store.listExperiments()) {
+      for (const ind of this.deps.store.allIndividuals(exp.id)) {
+        if (ind.provisional && !ind.failed && ids.has(ind.trainedBy.workerId)) this.enqueue(`re-verification of ${ind.id}`, () => this.reverify(ind.id));
+      }
+    }
+  }
+
+  private async reverify(id: string): Promise<void> {
+    const ind = this.deps.store.getIndividual(id);
+    if (ind === null || !ind.provisional) return;
+    const exp = this.requireExperiment(ind.experimentId);
+    if (ind.weightsSha256 === null || !this.deps.weights.has(ind.weightsSha256)) {
+      // Removed and collected: it stays provisional, which never counts as best nor exports.
+      this.log(`re-verification of ${id}: its weights are gone; it stays provisional`);
+      return;
+    }
+    let fitness = 0;
+    let dropped = false;
+    try {
+      fitness = (await this.deps.verifier.evaluate({ dataset: exp.config.dataset, split: 'validation', dna: ind.dna, weightsPath: this.deps.weights.path(ind.weightsSha256) })).accuracy;
+      this.metrics.verifications.ok++;
+    } catch (err) {
+      if (!(err instanceof BadWeightsError)) {
+        this.metrics.verifications.error++;
+        this.log(`re-verification of ${id}: server-side error, it stays provisional: ${String(err)}`);
+        return;
+      }
+      this.metrics.verifications.badWeights++;
+      dropped = true;
+    }
+    this.deps.store.setVerifiedFitness(id, fitness);
+    this.deps.store.appendEvent(exp.id, this.deps.clock(), 'reverified', { id, claimed: ind.fitness, fitness, dropped, workerId: ind.trainedBy.workerId });
+    const stored = this.deps.store.getIndividual(id);
+    if (stored !== null) this.emit({ kind: 'individual', experimentId: exp.id, individual: stored, removedId: null });
+    this.emit({ kind: 'experiment', experimentId: exp.id });
   }
 
   /** Plateau detection, the end of an experiment, and weight collection. */

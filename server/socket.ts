@@ -20,6 +20,8 @@ export interface SocketOptions {
   readonly messagesPerSecond?: number;
   /** Hellos per minute per address. */
   readonly hellosPerMinute?: number;
+  /** Results per minute per address (burst as many). */
+  readonly resultsPerMinute?: number;
 }
 
 export function attachSockets(io: Server, coordinator: Coordinator, options: SocketOptions = {}): { sendTo: (workerId: string, message: ServerMessage) => void } {
@@ -27,6 +29,7 @@ export function attachSockets(io: Server, coordinator: Coordinator, options: Soc
   const perSecond = options.messagesPerSecond ?? 10;
   const messageLimiter = new KeyedLimiter(perSecond * 4, perSecond);
   const helloLimiter = new KeyedLimiter(options.hellosPerMinute ?? 30, (options.hellosPerMinute ?? 30) / 60);
+  const resultLimiter = new KeyedLimiter(options.resultsPerMinute ?? 240, (options.resultsPerMinute ?? 240) / 60);
   const sockets = new Map<string, Socket>();
 
   const sendTo = (workerId: string, message: ServerMessage): void => {
@@ -84,6 +87,10 @@ export function attachSockets(io: Server, coordinator: Coordinator, options: Soc
           reply = coordinator.progress(workerId, message.leaseId, message.step);
           break;
         case 'result':
+          if (!resultLimiter.take(address, now)) {
+            refuse(Refusal.RateLimited, 'too many results from this address', true);
+            return;
+          }
           reply = coordinator.submitResult(workerId, message);
           break;
         case 'release':

@@ -8,6 +8,7 @@ import * as v from 'valibot';
 import { exportModel, type ExportedModel } from '../export.ts';
 import { resolveConfig } from '../experiments/config.ts';
 import type { Coordinator } from '../coordinator.ts';
+import { KeyedLimiter } from '../rate-limit.ts';
 import type { PopulationStore } from '../store/types.ts';
 import type { WeightsFiles } from '../weights-files.ts';
 import { requireAdmin } from './admin.ts';
@@ -21,6 +22,8 @@ export interface ApiDeps {
   readonly adminToken: string;
   /** Computes the final test-set report of an experiment (best model and top-k ensemble). */
   readonly finalReport?: (experimentId: string, k: number) => Promise<unknown>;
+  /** Weights uploads per minute per address (burst as many); default 240. */
+  readonly uploadsPerMinute?: number;
 }
 
 const SHA = /^[0-9a-f]{64}$/;
@@ -34,8 +37,15 @@ export function createApiRouter(deps: ApiDeps): Router {
   const { store, coordinator, weights } = deps;
   const router = express.Router();
   const admin = requireAdmin(deps.adminToken);
-  const json = express.json({ limit: '64kb', strict: true });
+  const parseJson = express.json({ limit: '64kb', strict: true });
+  // A body that is not JSON is refused, never taken for an empty one.
+  const json = (req: Request, res: Response, next: NextFunction): void => {
+    if (req.is('application/json') === false) fail(res, 415, 'unsupported-media-type', 'send the body as application/json');
+    else parseJson(req, res, next);
+  };
   const exports = new Map<string, Promise<ExportedModel>>();
+  const uploadsPerMinute = deps.uploadsPerMinute ?? 240;
+  const uploadLimiter = new KeyedLimiter(uploadsPerMinute, uploadsPerMinute / 60);
 
   router.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -154,6 +164,11 @@ export function createApiRouter(deps: ApiDeps): Router {
 
   router.put('/api/leases/:leaseId/weights', async (req, res, next) => {
     try {
+      if (!uploadLimiter.take(req.socket.remoteAddress ?? '', Date.now())) {
+        res.set('connection', 'close').set('retry-after', '5');
+        fail(res, 429, 'rate-limited', 'too many uploads from this address');
+        return;
+      }
       const leaseId = String(req.params.leaseId);
       const token = req.get('x-petri-lease-token') ?? '';
       if (!/^L[0-9a-f]{16,32}$/.test(leaseId) || !/^[0-9a-f]{32,64}$/.test(token)) {
@@ -221,12 +236,17 @@ export function createApiRouter(deps: ApiDeps): Router {
   router.post('/api/experiments/:id/final', admin, json, async (req, res, next) => {
     const exp = experiment(req, res);
     if (!exp) return;
+    const body = v.safeParse(v.strictObject({ k: v.optional(v.pipe(v.number(), v.integer())) }), req.body ?? {});
+    if (!body.success) {
+      fail(res, 400, 'bad-request', 'expected {"k"?: integer}');
+      return;
+    }
     if (deps.finalReport === undefined) {
       fail(res, 501, 'unavailable', 'this server computes no final report');
       return;
     }
     try {
-      const k = Math.min(25, Math.max(1, Number((req.body as { k?: unknown } | undefined)?.k ?? 5) || 5));
+      const k = Math.min(25, Math.max(1, body.output.k ?? 5));
       res.json(await deps.finalReport(exp.id, k));
     } catch (err) {
       next(err);
