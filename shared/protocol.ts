@@ -57,7 +57,7 @@ export const nicknameSchema = v.pipe(
   v.trim(),
   v.minLength(1),
   v.maxLength(32),
-  v.regex(/^[\p{L}\p{N} _.\-]+$/u, 'a nickname uses letters, digits, spaces, _ . -'),
+  v.regex(/^[\p{L}\p{N} _.-]+$/u, 'a nickname uses letters, digits, spaces, _ . -'),
 );
 
 // ---- worker -> server -------------------------------------------------------
