@@ -10,7 +10,7 @@
  * up) so the limits per address they run into never touch the honest
  * worker (127.0.0.1).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -530,7 +530,8 @@ describe('after all this', () => {
   it('an honest `petri worker` process trains a child that joins with the fitness its weights earn', async () => {
     await server.coordinator.drained();
     const before = snapshot(server, expId);
-    const worker = startPetri(['worker', '--server', server.url, '--experiment', expId, '--nickname', 'honest-process', '--cache-dir', mkdtempSync(join(tmpdir(), 'petri-hostile-worker-'))]);
+    const cache = mkdtempSync(join(tmpdir(), 'petri-hostile-worker-'));
+    const worker = startPetri(['worker', '--server', server.url, '--experiment', expId, '--nickname', 'honest-process', '--cache-dir', cache]);
     try {
       const child = await until(() => server.store.allIndividuals(expId).find((i) => i.trainedBy.nickname === 'honest-process'), 'a child from the petri worker process', 120_000);
       expect(child).toMatchObject({ provisional: false, failed: false });
@@ -540,6 +541,7 @@ describe('after all this', () => {
     } finally {
       worker.kill('SIGTERM');
       await worker.exited;
+      rmSync(cache, { recursive: true, force: true });
     }
   });
 });
