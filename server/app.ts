@@ -34,6 +34,13 @@ export interface PetriServerOptions {
   /** Folder of the built pages (vite build); default dist/client. */
   readonly clientDir?: string;
   readonly verifier?: Verifier;
+  /**
+   * Per-address limits (per minute) on hellos, results and uploads. The
+   * defaults suit volunteers on the internet; a lab behind one NAT address,
+   * or a load test, raises them (env PETRI_HELLOS_PER_MINUTE, PETRI_RESULTS_PER_MINUTE,
+   * PETRI_UPLOADS_PER_MINUTE).
+   */
+  readonly limits?: { readonly hellosPerMinute?: number; readonly resultsPerMinute?: number; readonly uploadsPerMinute?: number };
   readonly log?: (line: string) => void;
 }
 
@@ -103,7 +110,7 @@ export async function startPetriServer(options: PetriServerOptions): Promise<Pet
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(createApiRouter({ store, coordinator, weights, adminToken, finalReport: finalReports.compute }));
+  app.use(createApiRouter({ store, coordinator, weights, adminToken, finalReport: finalReports.compute, uploadsPerMinute: options.limits?.uploadsPerMinute }));
   app.use(createDatasetRouter(dataDir));
   const clientDir = options.clientDir ?? DEFAULT_CLIENT_DIR;
   if (existsSync(clientDir)) {
@@ -116,7 +123,7 @@ export async function startPetriServer(options: PetriServerOptions): Promise<Pet
 
   const http = createServer(app);
   const io = new Server(http, { maxHttpBufferSize: MAX_FRAME_BYTES, serveClient: false, cors: { origin: false } });
-  send = attachSockets(io, coordinator).sendTo;
+  send = attachSockets(io, coordinator, { hellosPerMinute: options.limits?.hellosPerMinute, resultsPerMinute: options.limits?.resultsPerMinute }).sendTo;
   finalReports.whenDone(coordinator);
   const ticker = setInterval(() => coordinator.tick(), 1000);
   ticker.unref();

@@ -69,8 +69,8 @@ export function startPetri(args: string[], env: Record<string, string> = {}): Ru
 }
 
 /** Starts `petri serve` on a free port and resolves once it prints its URL. */
-export async function startServer(dataDir: string, flags: string[] = []): Promise<RunningProcess & { url: string }> {
-  const server = startPetri(['serve', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1', ...flags]);
+export async function startServer(dataDir: string, flags: string[] = [], env: Record<string, string> = {}): Promise<RunningProcess & { url: string }> {
+  const server = startPetri(['serve', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1', ...flags], env);
   const m = await server.waitFor(/volunteer page\s+(http:\/\/\S+?)\/\s/, 120_000);
   return Object.assign(server, { url: m[1] as string });
 }

@@ -102,6 +102,11 @@ export async function run(args: string[]): Promise<number> {
     host: values.host,
     initialExperiment: config,
     leaseTtlMs: leaseTtl === undefined ? undefined : leaseTtl * 1000,
+    limits: {
+      hellosPerMinute: num('PETRI_HELLOS_PER_MINUTE', process.env.PETRI_HELLOS_PER_MINUTE),
+      resultsPerMinute: num('PETRI_RESULTS_PER_MINUTE', process.env.PETRI_RESULTS_PER_MINUTE),
+      uploadsPerMinute: num('PETRI_UPLOADS_PER_MINUTE', process.env.PETRI_UPLOADS_PER_MINUTE),
+    },
   });
   const experiments = server.store.listExperiments();
   console.log(`
