@@ -1,0 +1,65 @@
+/**
+ * Benchmark page: selects one tf.js backend and runs training/evaluation
+ * throughput cells on it with the same code as in Node
+ * (bench/lib/train-measure.ts). bench/train.ts drives it with playwright.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-webgpu';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { parseDna } from '../../shared/evolution/validate.ts';
+import { registerWasmTrainingKernels } from '../../shared/model/wasm-kernels.ts';
+import { measureCellChecked, type CellResult, type MeasurePlan } from '../lib/train-measure.ts';
+
+export interface PageBackendInfo {
+  readonly backend: string;
+  /** What runs the backend: the GPU adapter or GL renderer, or the wasm build and threads. */
+  readonly detail: string;
+}
+
+declare global {
+  interface Window {
+    /** `threads`: the wasm backend's XNNPACK thread count (default: tf.js's own choice). */
+    petriBenchInit: (backend: string, threads?: number) => Promise<PageBackendInfo>;
+    petriBenchCell: (dna: unknown, plan: MeasurePlan) => Promise<CellResult>;
+  }
+}
+
+async function describe(backend: string): Promise<string> {
+  if (backend === 'wasm') {
+    const binary = performance
+      .getEntriesByType('resource')
+      .map((e) => e.name.split('/').pop() ?? '')
+      .filter((n) => n.endsWith('.wasm'));
+    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}`;
+  }
+  if (backend === 'webgl') {
+    const gl = document.createElement('canvas').getContext('webgl2');
+    if (gl === null) return 'no webgl2 context';
+    const ext = gl.getExtension('WEBGL_debug_renderer_info');
+    return String(gl.getParameter(ext === null ? gl.RENDERER : ext.UNMASKED_RENDERER_WEBGL));
+  }
+  if (backend === 'webgpu') {
+    const gpu = (navigator as unknown as { gpu?: { requestAdapter(): Promise<{ info?: Record<string, string> } | null> } }).gpu;
+    const adapter = await gpu?.requestAdapter();
+    const info = adapter?.info;
+    if (info === undefined) return 'adapter info unavailable';
+    return [info.vendor, info.architecture, info.device, info.description].filter((x) => x).join(' / ');
+  }
+  return 'pure JavaScript';
+}
+
+window.petriBenchInit = async (backend, threads) => {
+  if (backend === 'wasm') {
+    setWasmPaths(new URL('./', location.href).href);
+    if (threads !== undefined) setThreadsCount(threads);
+    registerWasmTrainingKernels();
+  }
+  const ok = await tf.setBackend(backend);
+  if (!ok) throw new Error(`tf.setBackend('${backend}') returned false`);
+  await tf.ready();
+  return { backend: tf.getBackend(), detail: await describe(backend) };
+};
+
+window.petriBenchCell = (dna, plan) => measureCellChecked(parseDna(dna), plan);
+
+document.title = 'ready';
