@@ -373,7 +373,7 @@ export async function runRandom(seed: number, data: Data, opts: SearchOptions): 
 
 /**
  * A small hand-designed CNN for Fashion-MNIST/synthetic-sized images: three
- * 3x3 BN+ReLU convolutions (32, 64 stride 2, 128 stride 2), global pooling,
+ * 3x3 BN+ReLU convolutions (16, 32 stride 2, 64 stride 2), global pooling,
  * linear classifier; learning rate 0.05 (the paper's 0.1 halved for a
  * short run). Built with the same DNA machinery, so FLOPs are counted alike.
  */
@@ -390,9 +390,9 @@ export function handDna(shape: readonly [number, number, number], numClasses: nu
       { id: 'v5', activation: 'bn_relu' },
     ],
     edges: [
-      { id: 'e2', from: 'v0', to: 'v1', role: 'backbone', type: 'conv', filterHeight: 3, filterWidth: 3, stride: 1, channels: 32 },
-      { id: 'e4', from: 'v1', to: 'v3', role: 'backbone', type: 'conv', filterHeight: 3, filterWidth: 3, stride: 2, channels: 64 },
-      { id: 'e6', from: 'v3', to: 'v5', role: 'backbone', type: 'conv', filterHeight: 3, filterWidth: 3, stride: 2, channels: 128 },
+      { id: 'e2', from: 'v0', to: 'v1', role: 'backbone', type: 'conv', filterHeight: 3, filterWidth: 3, stride: 1, channels: 16 },
+      { id: 'e4', from: 'v1', to: 'v3', role: 'backbone', type: 'conv', filterHeight: 3, filterWidth: 3, stride: 2, channels: 32 },
+      { id: 'e6', from: 'v3', to: 'v5', role: 'backbone', type: 'conv', filterHeight: 3, filterWidth: 3, stride: 2, channels: 64 },
     ],
     input: 'v0',
     output: 'v5',

@@ -3,7 +3,8 @@
  * accuracy so far against cumulative FLOPs (log scale), one polyline per run
  * and seed, in the style of the paper's progress figures. A second panel
  * shows the best accuracy among the alive members of the population, where
- * the weight reset's dip and the boost are visible.
+ * the weight reset's dip and the boost are visible. A square marks the end
+ * of each run; a dot, where a boost or reset began.
  */
 import type { RunKind, RunResult } from './core.ts';
 
@@ -73,6 +74,9 @@ function panel(p: Panel, x0: number, y0: number, width: number, height: number, 
     out.push(
       `<polyline fill="none" stroke="${COLOURS[run.kind]}" stroke-width="1.6" stroke-opacity="0.85"${dash} points="${pts.join(' ')}"><title>${esc(`${run.kind} seed ${run.seed}`)}</title></polyline>`,
     );
+    // The run's end point (and the only mark of a one-point curve, e.g. a hand CNN with one validation).
+    const last = run.trace[run.trace.length - 1] as RunResult['trace'][number];
+    out.push(`<rect x="${(sx(last.flops) - 2.5).toFixed(1)}" y="${(sy(p.value(last)) - 2.5).toFixed(1)}" width="5" height="5" fill="${COLOURS[run.kind]}"><title>${esc(`${run.kind} seed ${run.seed}: end`)}</title></rect>`);
     for (const r of run.remedies) {
       const at = run.trace[r.atTraining];
       if (at === undefined) continue;
@@ -98,11 +102,11 @@ export function progressSvg(runs: readonly RunResult[], title: string): string {
     .map((k, i) => {
       const x = 70 + i * 130;
       const dash = DASH[k] === undefined ? '' : ` stroke-dasharray="${DASH[k]}"`;
-      return `<line x1="${x}" y1="${height - 14}" x2="${x + 26}" y2="${height - 14}" stroke="${COLOURS[k]}" stroke-width="2.5"${dash}/><text x="${x + 32}" y="${height - 10}" font-size="12">${esc(k)}</text>`;
+      return `<line x1="${x}" y1="${height + 16}" x2="${x + 26}" y2="${height + 16}" stroke="${COLOURS[k]}" stroke-width="2.5"${dash}/><text x="${x + 32}" y="${height + 20}" font-size="12">${esc(k)}</text>`;
     })
     .join('\n');
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 30}" viewBox="0 0 ${width} ${height + 30}" font-family="sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 34}" viewBox="0 0 ${width} ${height + 34}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="16" text-anchor="middle" font-size="13">${esc(title)}</text>`,
     panel({ title: 'Best validation accuracy so far (all seeds)', runs: main, value: (t) => t.best }, 0, 14, width / 2, height - 10, xMin, xMax, yMax),
