@@ -26,6 +26,7 @@ export class ThreadVerifier implements Verifier {
       const waiter = this.pending.get(reply.id);
       if (waiter === undefined) return;
       this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
       if (reply.ok) waiter.resolve({ accuracy: reply.accuracy, predictions: reply.predictions, probeAccuracy: reply.probeAccuracy });
       else waiter.reject(reply.badWeights ? new BadWeightsError(reply.message) : new Error(reply.message));
     });
@@ -46,6 +47,8 @@ export class ThreadVerifier implements Verifier {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      // Keep the process alive while a verification is pending, not while the thread idles.
+      worker.ref();
       const message: VerifyRequest = { id, dataset: request.dataset, split: request.split, dna: request.dna, weightsPath: request.weightsPath, keepPredictions: request.keepPredictions ?? false, probe: request.probe ?? false };
       worker.postMessage(message);
     });
