@@ -76,7 +76,10 @@ export function buildModel(dna: Dna): BuiltModel {
       adapters.push({ layer, inChannels: adapter.inChannels, outChannels: adapter.outChannels });
       inputs.push(layer.apply(source) as tf.SymbolicTensor);
     }
-    let value = inputs.length === 1 ? (inputs[0] as tf.SymbolicTensor) : (tf.layers.add({ name: `sum_${vertex.id}` }).apply(inputs) as tf.SymbolicTensor);
+    // Identity edges can bring one tensor into a sum twice (through a chain of single-input linear
+    // vertices); tf.js layers then free it too early in inference. A linear activation makes a distinct copy.
+    const distinct = inputs.map((t, i) => (inputs.indexOf(t) === i ? t : (tf.layers.activation({ name: `dup_${vertex.id}_${i}`, activation: 'linear' }).apply(t) as tf.SymbolicTensor)));
+    let value = distinct.length === 1 ? (distinct[0] as tf.SymbolicTensor) : (tf.layers.add({ name: `sum_${vertex.id}` }).apply(distinct) as tf.SymbolicTensor);
     if (vertex.activation === 'bn_relu') {
       value = tf.layers
         .batchNormalization({ name: `bn_${vertex.id}`, momentum: BN_MOMENTUM, epsilon: BN_EPSILON })
