@@ -44,6 +44,12 @@ export type SessionEvent =
 
 export interface SessionOptions {
   readonly hello: Omit<Hello, 'type' | 'protocol' | 'resume'>;
+  /**
+   * A lease this worker held before it restarted (a browser tab reloaded):
+   * offered in hellos until a lease arrives or the server refuses it. The
+   * server re-sends the lease after its welcome when it can be continued.
+   */
+  readonly resume?: { leaseId: string; token: string };
   readonly now: () => number;
   readonly onEvent?: (event: SessionEvent) => void;
 }
@@ -59,12 +65,14 @@ export class WorkerSession {
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private beatTimer: ReturnType<typeof setTimeout> | null = null;
   private waitingForWork = false;
+  private pendingResume: { leaseId: string; token: string } | undefined;
 
   constructor(
     private readonly transport: Transport,
     private readonly trainer: Trainer,
     private readonly options: SessionOptions,
   ) {
+    this.pendingResume = options.resume;
     transport.onMessage((payload) => this.receive(payload));
     transport.onConnection((up) => {
       this.connected = up;
@@ -79,7 +87,7 @@ export class WorkerSession {
   }
 
   private sayHello(): void {
-    const resume = this.current === null ? undefined : { leaseId: this.current.lease.leaseId, token: this.current.lease.token };
+    const resume = this.current === null ? this.pendingResume : { leaseId: this.current.lease.leaseId, token: this.current.lease.token };
     this.transport.send({ type: 'hello', protocol: PROTOCOL_VERSION, ...this.options.hello, ...(resume ? { resume } : {}) });
   }
 
@@ -122,6 +130,7 @@ export class WorkerSession {
         this.emit({ kind: 'refused', code: message.code, message: message.message });
         if (message.code === 'hello-first') this.sayHello();
         if (message.leaseId !== undefined && this.current?.lease.leaseId === message.leaseId) this.current.stop = true;
+        if (message.leaseId !== undefined && this.pendingResume?.leaseId === message.leaseId) this.pendingResume = undefined;
         if (message.code === 'quarantined') this.stopped = true;
         this.waitingForWork = false;
         return;
@@ -151,6 +160,7 @@ export class WorkerSession {
   private async train(lease: Lease): Promise<void> {
     const job = { lease, stop: false };
     this.current = job;
+    this.pendingResume = undefined;
     this.lastBeat = this.options.now();
     this.lastStep = 0;
     this.keepAlive(job);
