@@ -3,6 +3,7 @@
  * controls over the admin API, so an experiment runs without editing files.
  */
 import { parseArgs } from 'node:util';
+import { EXPERIMENT_FLAGS, overridesFromFlags } from '../experiments/flags.ts';
 import { adminTarget, api } from './admin-client.ts';
 
 const HELP = `Usage: petri experiment <action> [options]
@@ -37,18 +38,7 @@ export async function run(args: string[]): Promise<number> {
       token: { type: 'string' },
       'data-dir': { type: 'string' },
       json: { type: 'boolean' },
-      preset: { type: 'string' },
-      dataset: { type: 'string' },
-      population: { type: 'string' },
-      steps: { type: 'string' },
-      'batch-size': { type: 'string' },
-      mutations: { type: 'string' },
-      selection: { type: 'string' },
-      'max-children': { type: 'string' },
-      'no-inherit': { type: 'boolean' },
-      boost: { type: 'string' },
-      reset: { type: 'string' },
-      seed: { type: 'string' },
+      ...EXPERIMENT_FLAGS,
       name: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -74,23 +64,7 @@ export async function run(args: string[]): Promise<number> {
       print(await api<ExperimentView[]>(target, 'GET', '/api/experiments'));
       return 0;
     case 'create': {
-      const num = (x: string | undefined) => (x === undefined ? undefined : Number(x));
-      const plateau = { ...(values.boost ? { boost: values.boost } : {}), ...(values.reset ? { reset: values.reset } : {}) };
-      const config = Object.fromEntries(
-        Object.entries({
-          preset: values.preset,
-          dataset: values.dataset,
-          populationSize: num(values.population),
-          stepsPerChild: num(values.steps),
-          batchSize: num(values['batch-size']),
-          mutationsPerChild: num(values.mutations),
-          selection: values.selection,
-          maxChildren: num(values['max-children']),
-          inheritWeights: values['no-inherit'] ? false : undefined,
-          plateau: Object.keys(plateau).length ? plateau : undefined,
-          seed: values.seed,
-        }).filter(([, v]) => v !== undefined),
-      );
+      const config = overridesFromFlags(values);
       print(await api<ExperimentView>(target, 'POST', '/api/experiments', { config, ...(values.name ? { name: values.name } : {}) }, true));
       return 0;
     }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../experiments/config.ts';
+import { EXPERIMENT_FLAGS, flagNumber, overridesFromFlags } from '../experiments/flags.ts';
 import { DEFAULT_CLIENT_DIR, startPetriServer } from '../app.ts';
 
 const HELP = `Usage: petri serve [options]
@@ -48,18 +49,7 @@ export async function run(args: string[]): Promise<number> {
       port: { type: 'string' },
       host: { type: 'string' },
       'data-dir': { type: 'string' },
-      preset: { type: 'string' },
-      dataset: { type: 'string' },
-      population: { type: 'string' },
-      steps: { type: 'string' },
-      'batch-size': { type: 'string' },
-      mutations: { type: 'string' },
-      selection: { type: 'string' },
-      'max-children': { type: 'string' },
-      'no-inherit': { type: 'boolean' },
-      boost: { type: 'string' },
-      reset: { type: 'string' },
-      seed: { type: 'string' },
+      ...EXPERIMENT_FLAGS,
       'lease-ttl': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -69,29 +59,8 @@ export async function run(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const num = (name: string, text: string | undefined): number | undefined => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!Number.isFinite(n)) throw new Error(`--${name} needs a number, got "${text}"`);
-    return n;
-  };
-  const plateau = {
-    ...(values.boost !== undefined ? { boost: values.boost } : {}),
-    ...(values.reset !== undefined ? { reset: values.reset } : {}),
-  };
-  const config = resolveConfig({
-    preset: values.preset,
-    dataset: values.dataset,
-    populationSize: num('population', values.population),
-    stepsPerChild: num('steps', values.steps),
-    batchSize: num('batch-size', values['batch-size']),
-    mutationsPerChild: num('mutations', values.mutations),
-    selection: values.selection,
-    maxChildren: num('max-children', values['max-children']),
-    inheritWeights: values['no-inherit'] ? false : undefined,
-    plateau: Object.keys(plateau).length > 0 ? plateau : undefined,
-    seed: values.seed,
-  });
+  const num = flagNumber;
+  const config = resolveConfig(overridesFromFlags(values));
   const port = num('port', values.port ?? process.env.PETRI_PORT) ?? 3000;
   const dataDir = values['data-dir'] ?? process.env.PETRI_DATA_DIR ?? './petri-data';
   if (!existsSync(DEFAULT_CLIENT_DIR)) await buildPages();
