@@ -58,6 +58,7 @@ interface Row {
   leaseLatencyP50Ms: number;
   leaseLatencyP99Ms: number;
   idleAnswers: number;
+  uploadFailures: number;
   serverRssMb: number;
   verificationBacklogAtEnd: number;
 }
@@ -66,6 +67,7 @@ async function runOnce(server: RunningProcess & { url: string }, workers: number
   const latencies: number[] = [];
   let accepted = 0;
   let idle = 0;
+  let uploadFailures = 0;
   let running = true;
   const sockets: Socket[] = [];
   const started = Date.now();
@@ -90,8 +92,16 @@ async function runOnce(server: RunningProcess & { url: string }, workers: number
           } else if (m.type === 'lease') {
             latencies.push(performance.now() - askedAt);
             const bytes = instantWeights(m.lease);
-            const res = await fetch(`${server.url}${m.lease.uploadUrl}`, { method: 'PUT', headers: { 'x-petri-lease-token': m.lease.token }, body: new Blob([bytes as Uint8Array<ArrayBuffer>]) });
-            const body = (await res.json()) as { sha256?: string };
+            let body: { sha256?: string };
+            try {
+              const res = await fetch(`${server.url}${m.lease.uploadUrl}`, { method: 'PUT', headers: { 'x-petri-lease-token': m.lease.token }, body: new Blob([bytes as Uint8Array<ArrayBuffer>]) });
+              body = (await res.json()) as { sha256?: string };
+            } catch {
+              // An upload the overloaded server did not take: the lease will expire.
+              uploadFailures++;
+              setTimeout(ask, 500);
+              return;
+            }
             socket.emit(MESSAGE_EVENT, { type: 'result', leaseId: m.lease.leaseId, status: 'ok', weightsSha256: body.sha256, stepsDone: m.lease.steps, trainSeconds: 0, backend: 'cpu' });
             ask();
           } else if (m.type === 'verdict') {
@@ -123,6 +133,7 @@ async function runOnce(server: RunningProcess & { url: string }, workers: number
     leaseLatencyP50Ms: percentile(sorted, 50),
     leaseLatencyP99Ms: percentile(sorted, 99),
     idleAnswers: idle,
+    uploadFailures,
     serverRssMb: rss,
     verificationBacklogAtEnd: backlog,
   };
@@ -154,9 +165,9 @@ if (values.out) {
   await writeFile(values.out, json);
 }
 console.log(json);
-console.log('\nworkers  children/s  lease p50 ms  lease p99 ms  server RSS MB  verify backlog');
+console.log('\nworkers  children/s  lease p50 ms  lease p99 ms  server RSS MB  verify backlog  failed uploads');
 for (const r of rows) {
   console.log(
-    `${String(r.workers).padStart(7)}  ${r.childrenPerSecond.toFixed(1).padStart(10)}  ${r.leaseLatencyP50Ms.toFixed(1).padStart(12)}  ${r.leaseLatencyP99Ms.toFixed(1).padStart(12)}  ${r.serverRssMb.toFixed(0).padStart(13)}  ${String(r.verificationBacklogAtEnd).padStart(14)}`,
+    `${String(r.workers).padStart(7)}  ${r.childrenPerSecond.toFixed(1).padStart(10)}  ${r.leaseLatencyP50Ms.toFixed(1).padStart(12)}  ${r.leaseLatencyP99Ms.toFixed(1).padStart(12)}  ${r.serverRssMb.toFixed(0).padStart(13)}  ${String(r.verificationBacklogAtEnd).padStart(14)}  ${String(r.uploadFailures).padStart(14)}`,
   );
 }

@@ -322,9 +322,12 @@ export class Coordinator {
   private nextTask(exp: ExperimentRecord): TaskRecord | string {
     const queued = this.deps.store.queuedTasks(exp.id, 1)[0];
     if (queued !== undefined) return queued;
-    const open = this.openTasks(exp.id);
-    if (exp.config.maxChildren > 0 && exp.childrenTrained + open >= exp.config.maxChildren) {
-      return open === 0 ? `experiment ${exp.id} reached its ${exp.config.maxChildren} children` : 'the last children are being trained';
+    if (exp.config.maxChildren > 0) {
+      // Counted only when there is a budget: it reads every queued task.
+      const open = this.openTasks(exp.id);
+      if (exp.childrenTrained + open >= exp.config.maxChildren) {
+        return open === 0 ? `experiment ${exp.id} reached its ${exp.config.maxChildren} children` : 'the last children are being trained';
+      }
     }
     if (exp.childrenTrained < exp.config.populationSize && exp.stepCounter === 0) {
       return 'the initial population is still being trained';
