@@ -1,6 +1,6 @@
 /**
  * Launches Debian's Chromium through playwright-core with the flags this
- * machine needs (see docs/TESTING.md): headless, no sandbox (root), no
+ * machine needs (see ../shared/MACHINE-FACTS.md): headless, no sandbox (root), no
  * background networking, and WebGPU on SwiftShader when asked. The finding
  * and the flags live in server/worker/browser-worker.ts, which
  * `petri worker --browser` uses too.
