@@ -378,10 +378,15 @@ describe('leases and uploads', () => {
     const long = new Uint8Array(bytes.byteLength + 4);
     long.set(bytes);
     expect(await uploadWeights(server.url, lease, long, { from: from(44) })).toMatchObject({ status: 413, body: { error: Refusal.BadWeights } });
-    // 16 MiB, declared and chunked: the server stops at the cap and still answers with a status.
+    // 16 MiB, declared and chunked: the server stops reading at the cap, answers 413 and closes. A
+    // client still writing may see that close (EPIPE/ECONNRESET) before the answer: that race is
+    // HTTP's; what matters is that nothing past the cap is read or kept.
     const chunks = Array.from({ length: 256 }, () => new Uint8Array(64 * 1024));
-    expect(await uploadWeights(server.url, lease, chunks, { from: from(44) })).toMatchObject({ status: 413, body: { error: Refusal.BadWeights }, error: null });
-    expect(await uploadWeights(server.url, lease, chunks, { from: from(44), chunked: true })).toMatchObject({ status: 413, body: { error: Refusal.BadWeights }, error: null });
+    for (const chunked of [false, true]) {
+      const answer = await uploadWeights(server.url, lease, chunks, { from: from(44), chunked });
+      if (answer.error === null) expect(answer).toMatchObject({ status: 413, body: { error: Refusal.BadWeights } });
+      else expect(answer.error).toMatch(/EPIPE|ECONNRESET|socket hang up/);
+    }
     // Nothing was kept for this lease.
     peer.send(resultMessage(lease, sha256Hex(bytes)));
     expect((await peer.refused()).code).toBe(Refusal.NoUpload);
