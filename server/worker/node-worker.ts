@@ -8,6 +8,12 @@ import type { ImageSet } from '../../shared/data/image-set.ts';
 import { MESSAGE_EVENT, type Backend } from '../../shared/protocol.ts';
 import { runLease, type LeaseIo } from '../../shared/worker/run-lease.ts';
 import { WorkerSession, type SessionEvent, type Trainer } from '../../shared/worker/session.ts';
+import { referenceDnas } from '../../shared/evolution/fixtures.ts';
+import { planInheritance } from '../../shared/evolution/inheritance.ts';
+import { createRng } from '../../shared/evolution/rng.ts';
+import { buildModel, disposeModel } from '../../shared/model/build.ts';
+import { trainModel } from '../../shared/model/train.ts';
+import { inheritWeights, writeWeights } from '../../shared/model/weights.ts';
 import { initNodeBackend } from '../tf-backend.ts';
 import { fetchBytes, loadTrainingData, sha256 } from './shard-cache.ts';
 
@@ -27,6 +33,27 @@ export interface NodeWorker {
   readonly session: WorkerSession;
   readonly backend: string;
   stop(): Promise<void>;
+}
+
+/**
+ * A quick speed score for the hello: training images per second of the
+ * 3-convolution reference net on random data (about a second of work).
+ */
+async function probeSpeed(): Promise<number> {
+  const dna = referenceDnas().find((r) => r.name === 'conv3')?.dna;
+  if (dna === undefined) return 0;
+  const batch = 10;
+  const data = { shape: [32, 32, 3] as const, count: batch, pixels: new Uint8Array(batch * 32 * 32 * 3).fill(128), labels: new Uint8Array(batch) };
+  const built = buildModel(dna);
+  try {
+    writeWeights(built, inheritWeights(planInheritance(null, dna), null, createRng('probe')));
+    await trainModel(built, data, { steps: 1, batchSize: batch, seed: 'probe', augment: false });
+    const started = performance.now();
+    await trainModel(built, data, { steps: 2, batchSize: batch, seed: 'probe', augment: false });
+    return Math.round((2 * batch) / ((performance.now() - started) / 1000));
+  } finally {
+    disposeModel(built);
+  }
 }
 
 export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeWorker> {
@@ -84,7 +111,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
       backend,
       adapter: `${cpus()[0]?.model ?? 'CPU'} (Node ${process.version}, tf.js ${info.backend})`,
       ...(info.reason ? { fallbackReason: info.reason } : {}),
-      speed: 0,
+      speed: await probeSpeed(),
       client: 'node',
       ...(options.nickname ? { nickname: options.nickname } : {}),
       ...(options.experimentId ? { experimentId: options.experimentId } : {}),
