@@ -122,9 +122,14 @@ export class Coordinator {
 
   /** Deletes weight files no one needs any more (removed individuals, abandoned uploads). */
   collectGarbage(): { deleted: string[] } {
+    return this.deps.weights.gc(this.neededWeights());
+  }
+
+  /** Weights still needed: what the store references, plus uploads of leases not yet judged. */
+  private neededWeights(): Set<string> {
     const keep = this.deps.store.referencedWeights(KEEP_BEST);
     for (const lease of this.leases.all()) if (lease.uploadedSha256) keep.add(lease.uploadedSha256);
-    return this.deps.weights.gc(keep);
+    return keep;
   }
 
   onEvent(listener: (event: CoordinatorEvent) => void): () => void {
@@ -455,9 +460,7 @@ export class Coordinator {
   }
 
   private deleteIfUnreferenced(sha: string): void {
-    const keep = this.deps.store.referencedWeights(KEEP_BEST);
-    for (const l of this.leases.all()) if (l.uploadedSha256) keep.add(l.uploadedSha256);
-    if (!keep.has(sha)) this.deps.weights.delete(sha);
+    if (!this.neededWeights().has(sha)) this.deps.weights.delete(sha);
   }
 
   /**
