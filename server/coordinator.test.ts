@@ -210,6 +210,31 @@ describe('coordinator', () => {
     expect(coordinator.requestWork('w1')).toMatchObject({ type: 'idle', reason: expect.stringMatching(/finished/) });
   });
 
+  it('random search: each child is the initial DNA plus 1..k mutations, trained from scratch, and the best is never removed', async () => {
+    const { coordinator, store, config } = setup({ selection: 'random', mutationsPerChild: 4, populationSize: 3 });
+    const exp = await coordinator.createExperiment(config);
+    hello(coordinator, 'w1');
+    for (const fitness of [0.9, 0.2, 0.3]) await finish(coordinator, 'w1', lease(coordinator.requestWork('w1')), fitness);
+    const best = store.allIndividuals(exp.id).sort((a, b) => b.fitness - a.fitness)[0]?.id;
+    expect(best).toBeDefined();
+    const lengths = new Set<number>();
+    for (let i = 0; i < 12; i++) {
+      now += 1000;
+      const child = lease(coordinator.requestWork('w1'));
+      expect(child.parentId).toBeNull();
+      expect(child.parentWeights).toBeNull();
+      expect(child.plan.tensors.every((t) => t.source.kind === 'init')).toBe(true);
+      expect(child.mutations.length).toBeGreaterThanOrEqual(1);
+      expect(child.mutations.length).toBeLessThanOrEqual(4);
+      lengths.add(child.mutations.length);
+      await finish(coordinator, 'w1', child, 0.1 + i * 0.01);
+      expect(store.getIndividual(best as string)?.status).toBe('alive');
+      expect(store.aliveIndividuals(exp.id)).toHaveLength(3);
+    }
+    // The chain length is drawn, not fixed.
+    expect(lengths.size).toBeGreaterThan(1);
+  });
+
   it('aging removes the oldest; the boost gives k mutations; the reset retrains everyone from fresh weights', async () => {
     const { coordinator, store, config } = setup({ selection: 'aging', sampleSize: 2, plateau: { boostMutations: 5, boostChildren: 2 } });
     const exp = await coordinator.createExperiment(config);

@@ -15,6 +15,12 @@ import { buildSeries, byTrainedAt, stepsPerHour, type Remedy, type XMode } from 
 import { TopTable, type RankedRow } from './top-table.ts';
 import './style.css';
 
+const SELECTION_WORDS: Record<string, string> = {
+  tournament: 'tournament selection',
+  aging: 'aging evolution',
+  random: 'random search (baseline)',
+};
+
 interface State {
   experimentId: string | null;
   summary: ExperimentSummary | null;
@@ -95,7 +101,7 @@ function renderHeading(s: ExperimentSummary): void {
   fill(
     byId('exp-sub'),
     h('code', {}, s.id),
-    ` · ${s.dataset} · ${s.config.preset} preset · population ${s.config.populationSize} · ${s.config.selection === 'tournament' ? 'tournament selection' : 'aging evolution'} · ${s.config.stepsPerChild.toLocaleString()} steps per child · started ${fmtDate(s.createdAt)}`,
+    ` · ${s.dataset} · ${s.config.preset} preset · population ${s.config.populationSize} · ${SELECTION_WORDS[s.config.selection] ?? s.config.selection} · ${s.config.stepsPerChild.toLocaleString()} steps per child · started ${fmtDate(s.createdAt)}`,
   );
 }
 

@@ -10,8 +10,9 @@ const HELP = `Usage: petri experiment <action> [options]
 
   list                          experiments on the server
   create [--preset P] [--dataset D] [--population N] [--steps N] [--batch-size N]
-         [--mutations N] [--selection tournament|aging] [--max-children N] [--no-inherit]
-         [--boost off|manual|auto] [--reset off|manual|auto] [--seed S] [--name TEXT]
+         [--mutations N] [--selection tournament|aging|random] [--max-children N] [--no-inherit]
+         [--boost off|manual|auto] [--reset off|manual|auto] [--patience N]
+         [--boost-children N] [--seed S] [--name TEXT]
   pause ID | resume ID | stop ID
   remedy ID boost|reset         apply a plateau remedy now
 

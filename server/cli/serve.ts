@@ -21,11 +21,14 @@ const HELP = `Usage: petri serve [options]
   --steps N            training steps per child
   --batch-size N       batch size
   --mutations N        mutations per child
-  --selection NAME     tournament (the paper's) | aging
+  --selection NAME     tournament (the paper's) | aging | random (random-search
+                       baseline: the initial DNA + 1..--mutations mutations, from scratch)
   --max-children N     stop after N children (0 = never)
   --no-inherit         train every child from scratch
   --boost MODE         mutation-rate boost at a plateau: off | manual | auto
   --reset MODE         weight reset at a plateau: off | manual | auto
+  --patience N         children without a new best that make a plateau (auto remedies)
+  --boost-children N   children that get the boosted mutation count
   --seed TEXT          experiment seed
   --lease-ttl SECONDS  a lease without heartbeat expires after this (default 60)
 

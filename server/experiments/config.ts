@@ -73,7 +73,7 @@ export const configOverridesSchema = v.strictObject({
   stepsPerChild: v.optional(int(1, 10_000_000)),
   batchSize: v.optional(int(1, 1024)),
   mutationsPerChild: v.optional(int(1, 20)),
-  selection: v.optional(v.picklist(['tournament', 'aging'])),
+  selection: v.optional(v.picklist(['tournament', 'aging', 'random'])),
   sampleSize: v.optional(int(1, 100_000)),
   maxChildren: v.optional(int(0, 100_000_000)),
   inheritWeights: v.optional(v.boolean()),

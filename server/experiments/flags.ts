@@ -17,6 +17,8 @@ export const EXPERIMENT_FLAGS = {
   'no-inherit': { type: 'boolean' },
   boost: { type: 'string' },
   reset: { type: 'string' },
+  patience: { type: 'string' },
+  'boost-children': { type: 'string' },
   seed: { type: 'string' },
 } as const;
 
@@ -35,6 +37,8 @@ export function overridesFromFlags(values: ExperimentFlagValues): Record<string,
   const plateau = {
     ...(values.boost !== undefined ? { boost: values.boost } : {}),
     ...(values.reset !== undefined ? { reset: values.reset } : {}),
+    ...(values.patience !== undefined ? { patience: flagNumber('patience', values.patience) } : {}),
+    ...(values['boost-children'] !== undefined ? { boostChildren: flagNumber('boost-children', values['boost-children']) } : {}),
   };
   const overrides: Record<string, unknown> = {
     preset: values.preset,

@@ -6,7 +6,7 @@
  */
 import { initialDna, type Dna } from '../../shared/evolution/dna.ts';
 import { mutate } from '../../shared/evolution/mutations.ts';
-import { createRng } from '../../shared/evolution/rng.ts';
+import { createRng, type Rng } from '../../shared/evolution/rng.ts';
 import { aging, tournament } from '../../shared/evolution/selection.ts';
 import type { ExperimentRecord, IndividualRecord, IssueChild, TaskRecord } from '../store/types.ts';
 
@@ -52,9 +52,10 @@ export function planStep(experiment: ExperimentRecord, alive: readonly Individua
   if (selection === null) return null;
   const parent = alive.find((ind) => ind.id === selection.parentId) as IndividualRecord;
   const boosted = experiment.boostRemaining > 0;
+  const n = experiment.taskCounter + 1;
+  if (config.selection === 'random') return randomSearchStep(experiment, parent, selection.removeId, rng, n, at);
   const k = boosted ? config.plateau.boostMutations : config.mutationsPerChild;
   const outcome = mutate(parent.dna, rng.fork('mutate'), k);
-  const n = experiment.taskCounter + 1;
   const inherit = config.inheritWeights && parent.weightsSha256 !== null && !outcome.resetWeights;
   return {
     experimentId: experiment.id,
@@ -70,6 +71,37 @@ export function planStep(experiment: ExperimentRecord, alive: readonly Individua
       dna: outcome.child,
       mutations: outcome.applied,
       resetWeights: !inherit,
+      seed: `${config.seed}:task:${n}`,
+      createdAt: at,
+    },
+  };
+}
+
+/**
+ * Random search, the baseline evolution is measured against: the tournament
+ * only keeps the population bounded (its loser goes, so the best so far is
+ * never lost), and the child ignores the parent: it is the initial DNA with
+ * a chain of 1..mutationsPerChild mutations drawn exactly as evolution draws
+ * them, trained from scratch.
+ */
+function randomSearchStep(experiment: ExperimentRecord, parent: IndividualRecord, removeId: string, rng: Rng, n: number, at: number): IssueChild {
+  const { config } = experiment;
+  const chain = rng.fork('chain').int(1, config.mutationsPerChild);
+  const outcome = mutate(initialDna(parent.dna.inputShape, parent.dna.numClasses), rng.fork('mutate'), chain);
+  return {
+    experimentId: experiment.id,
+    removeId,
+    usedBoost: false,
+    at,
+    task: {
+      id: taskId(experiment.id, n),
+      experimentId: experiment.id,
+      kind: 'child',
+      parentId: null,
+      parentWeightsSha256: null,
+      dna: outcome.child,
+      mutations: outcome.applied,
+      resetWeights: true,
       seed: `${config.seed}:task:${n}`,
       createdAt: at,
     },

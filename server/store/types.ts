@@ -20,7 +20,7 @@ export interface ExperimentConfig {
   readonly stepsPerChild: number;
   readonly batchSize: number;
   readonly mutationsPerChild: number;
-  readonly selection: 'tournament' | 'aging';
+  readonly selection: 'tournament' | 'aging' | 'random';
   /** Aging evolution's sample size (ignored by the paper's tournament). */
   readonly sampleSize: number;
   /** Stop after this many children (initial individuals included); 0 = never. */
