@@ -6,14 +6,15 @@
  *   npx tsx bench/search-platform.ts --dataset fashion-mnist|synthetic --budget-children N --steps N
  *     --population N --workers N --seeds 1,2,3 --runs evolution,random,no-inherit[,pop2,boost,reset]
  *     --out DIR [--data-dir DIR] [--work-dir DIR] [--patience N] [--boost-children N]
- *     [--random-max-chain N] [--max-run-seconds S] [--smoke] [--quiet]
+ *     [--random-max-chain N] [--max-run-seconds S] [--any-plateau] [--smoke] [--quiet]
  *
  * `evolution`: the paper's tournament with weight inheritance from the
  * linear initial population; `random`: random search (`--selection random`:
  * the initial DNA plus 1..N mutations, from scratch); `no-inherit`: every
  * child from scratch; `pop2`: a population of 2; `boost` and `reset`:
  * evolution, with the remedy applied once through the admin API when the
- * best evolved network has not improved for --patience trainings. The hand
+ * best evolved network has not improved for --patience trainings (any best
+ * with --any-plateau, the linear models' plateau included). The hand
  * CNN is not a search; `npx tsx bench/search.ts --runs hand --hand-flops F`
  * trains it for an evolution run's FLOPs, and `bench/search.ts --merge`
  * joins the reports.
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       smoke: { type: 'boolean', default: false },
       patience: { type: 'string' },
+      'any-plateau': { type: 'boolean', default: false },
       'boost-children': { type: 'string' },
       'random-max-chain': { type: 'string' },
       'max-run-seconds': { type: 'string' },
@@ -80,6 +82,7 @@ async function main(): Promise<void> {
     workers: num('workers', values.workers, smoke ? 1 : 2),
     randomMaxChain: num('random-max-chain', values['random-max-chain'], 12),
     patience: num('patience', values.patience, Math.max(2, Math.round(budgetChildren / 10))),
+    anyPlateau: values['any-plateau'],
     boostChildren: num('boost-children', values['boost-children'], Math.max(2, Math.round(budgetChildren / 10))),
     maxRunSeconds: num('max-run-seconds', values['max-run-seconds'], 0),
     log,

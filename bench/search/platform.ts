@@ -34,6 +34,8 @@ export interface PlatformOptions {
   readonly randomMaxChain: number;
   /** Trainings without a new best that make a plateau (boost and reset runs). */
   readonly patience: number;
+  /** Apply the remedy at any plateau, the linear models' included (for the smoke run). */
+  readonly anyPlateau: boolean;
   readonly boostChildren: number;
   /** Stops a run after this long (it is then marked truncated); 0: no limit. */
   readonly maxRunSeconds: number;
@@ -105,10 +107,10 @@ function joined(all: readonly PublicIndividual[]): PublicIndividual[] {
 
 /**
  * The plateau the paper's remedies are for: the best has not improved for
- * `patience` trainings, and the best is an evolved network (at least one
- * convolution), not the linear models the search starts from.
+ * `patience` trainings, and (`late`) the best is an evolved network (at
+ * least one convolution), not the linear models the search starts from.
  */
-export function atLatePlateau(individuals: readonly PublicIndividual[], patience: number): boolean {
+export function atPlateau(individuals: readonly PublicIndividual[], patience: number, late: boolean): boolean {
   const order = joined(individuals);
   let best = -1;
   let bestAt = 0;
@@ -120,7 +122,7 @@ export function atLatePlateau(individuals: readonly PublicIndividual[], patience
       bestDepth = ind.depth;
     }
   });
-  return bestDepth > 0 && order.length - bestAt >= patience;
+  return (!late || bestDepth > 0) && order.length - bestAt >= patience;
 }
 
 /** Training steps along each individual's lineage since its last fresh start. */
@@ -200,7 +202,7 @@ export async function runOnPlatform(kind: PlatformKind, seed: number, o: Platfor
           const best = Math.max(0, ...individuals.filter((i) => !i.failed).map((i) => i.fitness));
           o.log?.(`${label} ${trained}/${o.budgetChildren} trained, best ${(100 * best).toFixed(1)}%, ${((Date.now() - started) / 1000).toFixed(0)} s`);
         }
-        if (remedy !== null && remedies.length === 0 && atLatePlateau(individuals, o.patience)) {
+        if (remedy !== null && remedies.length === 0 && atPlateau(individuals, o.patience, !o.anyPlateau)) {
           await post(`${url}/api/experiments/${exp.id}/remedy`, token, { remedy });
           remedies.push({ kind: remedy, atTraining: trained });
           o.log?.(`${label} plateau of evolved networks at training ${trained}: ${remedy} applied`);
