@@ -210,6 +210,20 @@ describe('coordinator', () => {
     expect(coordinator.requestWork('w1')).toMatchObject({ type: 'idle', reason: expect.stringMatching(/finished/) });
   });
 
+  it('keeps at most half the population in flight, so many workers cannot wear it down', async () => {
+    const { coordinator, store, config } = setup({ populationSize: 4 });
+    const exp = await coordinator.createExperiment(config);
+    for (const w of ['w1', 'w2', 'w3', 'w4']) hello(coordinator, w);
+    for (let i = 0; i < 4; i++) await finish(coordinator, 'w1', lease(coordinator.requestWork('w1')), 0.1 * (i + 1));
+    const first = lease(coordinator.requestWork('w1'));
+    lease(coordinator.requestWork('w2'));
+    expect(coordinator.requestWork('w3')).toMatchObject({ type: 'idle', reason: expect.stringMatching(/2 children are in flight, the most a population of 4 allows/) });
+    expect(coordinator.requestWork('w4')).toMatchObject({ type: 'idle' });
+    expect(store.aliveIndividuals(exp.id)).toHaveLength(2);
+    await finish(coordinator, 'w1', first, 0.5);
+    expect(coordinator.requestWork('w3')).toMatchObject({ type: 'lease' });
+  });
+
   it('random search: each child is the initial DNA plus 1..k mutations, trained from scratch, and the best is never removed', async () => {
     const { coordinator, store, config } = setup({ selection: 'random', mutationsPerChild: 4, populationSize: 3 });
     const exp = await coordinator.createExperiment(config);

@@ -337,6 +337,13 @@ export class Coordinator {
     if (exp.childrenTrained < exp.config.populationSize && exp.stepCounter === 0) {
       return 'the initial population is still being trained';
     }
+    // Every step removes its loser when it is issued, so children in flight shrink the population. At most
+    // half of it may be out at once: many workers (or a flood of connections that take leases and sit on
+    // them) then wait instead of wearing the population down to two.
+    const inFlight = this.leases.all().filter((l) => l.experimentId === exp.id).length;
+    if (inFlight >= Math.ceil(exp.config.populationSize / 2)) {
+      return `${inFlight} children are in flight, the most a population of ${exp.config.populationSize} allows; waiting for one to return`;
+    }
     const step = planStep(exp, this.deps.store.aliveIndividuals(exp.id), this.deps.clock());
     if (step === null) return 'fewer than two trained individuals are alive; waiting for children to return';
     this.deps.store.issueChild(step);
