@@ -17,13 +17,14 @@
  * - Screenshots (idle, training, phone, errors) go to test-artifacts/.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PageState } from '../client/volunteer/state.ts';
 import { startPetriServer, type PetriServer } from '../server/app.ts';
 import { resolveConfig } from '../server/experiments/config.ts';
+import { defaultWasmThreads } from '../shared/model/wasm-threads.ts';
 import { launchChromium } from './support/browser.ts';
 import { getJson, startPetri, until, type RunningProcess } from './support/processes.ts';
 import { buildVolunteerPages } from './support/volunteer-pages.ts';
@@ -145,6 +146,9 @@ describe('the volunteer page', () => {
     expect(gpu.backend?.fallbackReason).toBeUndefined();
     expect(wasm.backend?.backend).toBe('wasm');
     expect(wasm.backend?.fallbackReason).toMatch(/backend=wasm/);
+    // The server sends the pages cross-origin isolated, so tf.js wasm runs XNNPACK on several threads.
+    expect(wasm.backend?.threads).toBe(defaultWasmThreads(cpus().length));
+    expect(wasm.backend?.adapter).toMatch(/^CPU via WebAssembly, (one thread|\d+ threads) \(\d+ logical cores\)$/);
     expect(gpu.totals.children).toBeGreaterThan(0);
     expect(gpu.totals.flops).toBeGreaterThan(0);
 

@@ -15,6 +15,7 @@ import { createDatasetRouter, ensureDataset, loadSplit, type EnsureDatasetOption
 import { createFinalReporter } from './final-report.ts';
 import { loadOrCreateAdminToken } from './http/admin.ts';
 import { createApiRouter } from './http/api.ts';
+import { setCrossOriginIsolation } from './http/isolation.ts';
 import { attachSockets } from './socket.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
 import type { ExperimentConfig, PopulationStore } from './store/types.ts';
@@ -114,7 +115,8 @@ export async function startPetriServer(options: PetriServerOptions): Promise<Pet
   app.use(createDatasetRouter(dataDir));
   const clientDir = options.clientDir ?? DEFAULT_CLIENT_DIR;
   if (existsSync(clientDir)) {
-    app.use(express.static(clientDir, { index: 'index.html', extensions: ['html'] }));
+    // Cross-origin isolated, so the training worker can run tf.js wasm on several threads.
+    app.use(express.static(clientDir, { index: 'index.html', extensions: ['html'], setHeaders: setCrossOriginIsolation }));
   } else {
     app.get('/', (_req, res) => {
       res.status(503).type('text/plain').send(`The pages are not built: run "npm run build" (looked in ${clientDir}).`);

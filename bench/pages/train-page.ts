@@ -5,9 +5,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
-import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { parseDna } from '../../shared/evolution/validate.ts';
 import { registerWasmTrainingKernels } from '../../shared/model/wasm-kernels.ts';
+import { startWasmBackend } from '../../shared/model/wasm-threads.ts';
 import { measureCellChecked, type CellResult, type MeasurePlan } from '../lib/train-measure.ts';
 
 export interface PageBackendInfo {
@@ -18,7 +19,7 @@ export interface PageBackendInfo {
 
 declare global {
   interface Window {
-    /** `threads`: the wasm backend's XNNPACK thread count (default: tf.js's own choice). */
+    /** `threads`: the wasm backend's XNNPACK thread count (default: tf.js's own choice, half the logical cores). */
     petriBenchInit: (backend: string, threads?: number) => Promise<PageBackendInfo>;
     petriBenchCell: (dna: unknown, plan: MeasurePlan) => Promise<CellResult>;
   }
@@ -51,10 +52,10 @@ async function describe(backend: string): Promise<string> {
 window.petriBenchInit = async (backend, threads) => {
   if (backend === 'wasm') {
     setWasmPaths(new URL('./', location.href).href);
-    if (threads !== undefined) setThreadsCount(threads);
     registerWasmTrainingKernels();
   }
-  const ok = await tf.setBackend(backend);
+  // tf.js alone caps XNNPACK at half the logical cores (1 thread here); startWasmBackend lifts the cap.
+  const ok = backend === 'wasm' && threads !== undefined ? (await startWasmBackend(threads)).ok : await tf.setBackend(backend);
   if (!ok) throw new Error(`tf.setBackend('${backend}') returned false`);
   await tf.ready();
   return { backend: tf.getBackend(), detail: await describe(backend) };

@@ -30,7 +30,7 @@ interface GpuLike {
   requestAdapter(options?: { powerPreference?: string }): Promise<GpuAdapterLike | null>;
 }
 
-type Attempt = { ok: true; adapter: string; software: boolean } | { ok: false; reason: string };
+type Attempt = { ok: true; adapter: string; software: boolean; threads?: number } | { ok: false; reason: string };
 
 function short(text: string, max = 140): string {
   const t = text.replace(/\s+/g, ' ').trim();
@@ -93,6 +93,7 @@ async function tryWebGl(): Promise<Attempt> {
 async function tryWasm(): Promise<Attempt> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const { registerWasmTrainingKernels } = await import('../../shared/model/wasm-kernels.ts');
+  const { defaultWasmThreads, startWasmBackend } = await import('../../shared/model/wasm-threads.ts');
   wasm.setWasmPaths({
     'tfjs-backend-wasm.wasm': wasmUrl,
     'tfjs-backend-wasm-simd.wasm': wasmSimdUrl,
@@ -100,10 +101,18 @@ async function tryWasm(): Promise<Attempt> {
   });
   // Conv nets need the project's training kernels on wasm (Conv2DBackpropFilter and faster ones).
   registerWasmTrainingKernels();
-  if (!(await tf.setBackend('wasm'))) return { ok: false, reason: 'WebAssembly could not start' };
-  await smokeTest();
+  // Several XNNPACK threads where the page is cross-origin isolated (server/http/isolation.ts); one elsewhere.
   const cores = globalThis.navigator?.hardwareConcurrency;
-  return { ok: true, adapter: `CPU via WebAssembly${cores ? ` (${cores} logical cores, one used)` : ''}`, software: false };
+  const started = await startWasmBackend(defaultWasmThreads(cores));
+  if (!started.ok) return { ok: false, reason: 'WebAssembly could not start' };
+  await smokeTest();
+  const notes = [cores ? `${cores} logical cores` : '', started.threadedBuild ? '' : 'the page is not cross-origin isolated'].filter((n) => n !== '');
+  return {
+    ok: true,
+    adapter: `CPU via WebAssembly, ${started.threads === 1 ? 'one thread' : `${started.threads} threads`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
+    software: false,
+    threads: started.threads,
+  };
 }
 
 async function tryCpu(): Promise<Attempt> {
@@ -134,6 +143,7 @@ export async function selectBackend(forced: Backend | null): Promise<BackendRepo
         backend,
         adapter: attempt.adapter,
         software: attempt.software,
+        ...(attempt.threads !== undefined ? { threads: attempt.threads } : {}),
         ...(backend !== 'webgpu' && why !== '' ? { fallbackReason: short(why, 300) } : {}),
       };
     }

@@ -14,6 +14,8 @@ export interface BackendReport {
   readonly fallbackReason?: string;
   /** True for a software GPU (SwiftShader, a fallback adapter): correct but slow. */
   readonly software: boolean;
+  /** WebAssembly only: XNNPACK's thread count (more than 1 where the page is cross-origin isolated). */
+  readonly threads?: number;
 }
 
 /** How far the training data has come (from the network or the tab's cache). */
