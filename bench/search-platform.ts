@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { ensureDataset } from '../server/datasets/index.ts';
 import type { RunResult } from './search/core.ts';
 import { PLATFORM_KINDS, runOnPlatform, type PlatformKind, type PlatformOptions } from './search/platform.ts';
-import { summarise, table, writeReport, type Report } from './search.ts';
+import { flopsTable, summarise, table, writeReport, type Report } from './search.ts';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -114,6 +114,7 @@ async function main(): Promise<void> {
   };
   writeReport(out, report);
   console.log(table(report));
+  console.log(`\n${flopsTable(report)}`);
   console.log(`wrote ${join(out, 'report.json')} and ${join(out, 'progress.svg')} in ${report.wallSeconds.toFixed(0)} s`);
 }
 

@@ -111,6 +111,32 @@ export function table(report: Report): string {
   return lines.join('\n');
 }
 
+/** Best validation accuracy within each compute budget: per run, then the mean per kind over the runs that reached it. */
+export function flopsTable(report: Report, budgets: readonly number[] = [1e10, 3e10, 1e11, 2e11]): string {
+  // null: the run ended before x; undefined: nothing validated by x yet (the hand CNN's first point comes late).
+  const at = (r: RunResult, x: number): number | null | undefined => {
+    if (r.totalFlops < x * 0.999) return null;
+    const seen = r.trace.filter((t) => t.flops <= x);
+    return seen.length === 0 ? undefined : Math.max(...seen.map((t) => t.best));
+  };
+  const lines = [`| run | seed | ${budgets.map((x) => `best val by ${x.toExponential(0)} FLOPs`).join(' | ')} |`, `|---|---|${'---|'.repeat(budgets.length)}`];
+  for (const r of report.runs) {
+    lines.push(`| ${r.kind} | ${r.seed} | ${budgets.map((x) => {
+      const v = at(r, x);
+      return v === null ? `(ended at ${r.totalFlops.toExponential(1)}: ${pct(r.bestValidation)})` : v === undefined ? '—' : pct(v);
+    }).join(' | ')} |`);
+  }
+  lines.push('', `| run | ${budgets.map((x) => `mean best val by ${x.toExponential(0)} (runs that got there)`).join(' | ')} |`, `|---|${'---|'.repeat(budgets.length)}`);
+  for (const s of report.summary) {
+    const rs = report.runs.filter((r) => r.kind === s.kind);
+    lines.push(`| ${s.kind} | ${budgets.map((x) => {
+      const vs = rs.map((r) => at(r, x)).filter((v): v is number => typeof v === 'number');
+      return vs.length === 0 ? '—' : `${pct(vs.reduce((a, b) => a + b, 0) / vs.length)} (${vs.length}/${rs.length})`;
+    }).join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
 function csv(run: RunResult): string {
   const rows = ['trainings,flops,fitness,best,best_alive,params,event,seconds'];
   for (const t of run.trace) rows.push([t.trainings, t.flops, t.fitness, t.best, t.bestAlive, t.params, t.event, t.seconds.toFixed(1)].join(','));
@@ -174,6 +200,7 @@ async function main(): Promise<void> {
     };
     writeReport(out, merged);
     console.log(table(merged));
+    console.log(`\n${flopsTable(merged)}`);
     return;
   }
 
@@ -254,6 +281,7 @@ async function main(): Promise<void> {
   };
   writeReport(out, report);
   console.log(table(report));
+  console.log(`\n${flopsTable(report)}`);
   console.log(`wrote ${join(out, 'report.json')} and ${join(out, 'progress.svg')} in ${report.wallSeconds.toFixed(0)} s`);
 }
 
