@@ -17,10 +17,11 @@
  * speed, not accuracy.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import type { Dna } from '../shared/evolution/dna.ts';
 import { referenceDnas } from '../shared/evolution/fixtures.ts';
@@ -43,6 +44,8 @@ interface Target {
 
 const TARGETS: readonly Target[] = [
   { id: 'node-wasm', runtime: 'node', backend: 'wasm' },
+  // tf.js's threaded build in Node (server/wasm-node-threads.ts), in a child process with PETRI_WASM_THREADS=2.
+  { id: 'node-wasm-2threads', runtime: 'node', backend: 'wasm', threads: 2 },
   { id: 'node-cpu', runtime: 'node', backend: 'cpu' },
   { id: 'browser-webgpu', runtime: 'browser', backend: 'webgpu' },
   { id: 'browser-webgl', runtime: 'browser', backend: 'webgl' },
@@ -105,6 +108,7 @@ function plansFor(quick: boolean): Record<string, Record<DnaName, Planned>> {
     const torch = { linear: plan(3, 20, 1000), conv3: plan(2, 5, 500), 'conv10-skip2': plan(1, 3, 250) };
     return {
       'node-wasm': fast,
+      'node-wasm-2threads': fast,
       'node-cpu': cpu,
       'browser-webgpu': swiftshader,
       'browser-webgl': swiftshader,
@@ -119,6 +123,7 @@ function plansFor(quick: boolean): Record<string, Record<DnaName, Planned>> {
   const torch = { linear: x3(5, 100, 2500), conv3: x3(3, 30, 1000), 'conv10-skip2': x3(2, 10, 500) };
   return {
     'node-wasm': fast,
+    'node-wasm-2threads': fast,
     'node-cpu': { linear: plan(2, 20, 1000), conv3: plan(0, 1, 50, 50, 0, 'no warm-up step'), 'conv10-skip2': plan(0, 0, 25, 25, 0, cpuConv10) },
     'browser-webgpu': {
       linear: plan(2, 10, 500),
@@ -206,9 +211,33 @@ function describeCell(r: Partial<CellResult>): string {
 
 // ---------------------------------------------------------------- runners
 
-async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], plans: ReturnType<typeof plansFor>): Promise<Row[]> {
+/**
+ * A Node wasm target with its own XNNPACK thread count: only the first start
+ * of the wasm backend in a process sets it, so the target runs as
+ * `bench/train.ts --only node-wasm` in a child process with
+ * PETRI_WASM_THREADS, and its rows are renamed.
+ */
+function runNodeThreadsChild(target: Target, dnas: { name: string; dna: Dna }[], quick: boolean): Row[] {
+  const out = join(mkdtempSync(join(tmpdir(), 'petri-bench-node-')), 'rows.json');
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--only', 'node-wasm', '--dna', dnas.map((d) => d.name).join(','), '--out', out];
+  if (quick) args.push('--quick');
+  log(`${target.id}: in a child process with PETRI_WASM_THREADS=${target.threads ?? 1} ...`);
+  const r = spawnSync(process.execPath, args, { env: { ...process.env, PETRI_WASM_THREADS: String(target.threads ?? 1) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  let rows: Row[] = [];
+  try {
+    rows = (JSON.parse(readFileSync(out, 'utf8')) as { results: Row[] }).results.filter((row) => row.target === 'node-wasm');
+  } catch (err) {
+    const reason = `child process failed (status ${String(r.status)}): ${message(err)}`;
+    return dnas.map(({ name }) => ({ target: target.id, runtime: 'node', backend: 'wasm', dna: name, status: 'failed', reason }));
+  }
+  return rows.map((row) => ({ ...row, target: target.id }));
+}
+
+async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], plans: ReturnType<typeof plansFor>, quick: boolean): Promise<Row[]> {
   const rows: Row[] = [];
-  let init: ((b: 'wasm' | 'cpu') => Promise<{ backend: string; reason?: string }>) | undefined;
+  const threaded = targets.filter((t) => t.threads !== undefined);
+  targets = targets.filter((t) => t.threads === undefined);
+  let init: ((b: 'wasm' | 'cpu') => Promise<{ backend: string; reason?: string; threads?: number }>) | undefined;
   let measure: ((dna: Dna, plan: MeasurePlan) => Promise<CellResult>) | undefined;
   let loadError: string | undefined;
   try {
@@ -224,7 +253,12 @@ async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], pl
       try {
         const info = await init(target.backend as 'wasm' | 'cpu');
         if (info.backend !== target.backend) failure = `backend is '${info.backend}': ${info.reason ?? 'unknown reason'}`;
-        detail = target.backend === 'wasm' ? 'Node: single-threaded SIMD build (tf.js has no wasm threads in Node)' : 'pure JavaScript';
+        detail =
+          target.backend !== 'wasm'
+            ? 'pure JavaScript'
+            : info.threads !== undefined
+              ? `Node: threaded SIMD build, XNNPACK threads=${info.threads} (server/wasm-node-threads.ts)`
+              : 'Node: single-threaded SIMD build (what tf.js itself runs in Node)';
       } catch (err) {
         failure = message(err);
       }
@@ -252,6 +286,7 @@ async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], pl
       }
     }
   }
+  for (const target of threaded) rows.push(...runNodeThreadsChild(target, dnas, quick));
   return rows;
 }
 
@@ -582,7 +617,7 @@ async function main(): Promise<void> {
   // The PyTorch reference first, so that every later line can show its ratio.
   const torch = torchTargets.length > 0 ? runTorch(torchTargets, dnas, plans) : { rows: [] as Row[], torch: undefined };
   const nodeTargets = selected.filter((t) => t.runtime === 'node');
-  if (nodeTargets.length > 0) rows.push(...(await runNode(nodeTargets, dnas, plans)));
+  if (nodeTargets.length > 0) rows.push(...(await runNode(nodeTargets, dnas, plans, args.quick)));
   const browserTargets = selected.filter((t) => t.runtime === 'browser');
   const browser = browserTargets.length > 0 ? await runBrowser(browserTargets, dnas, plans, args.cellTimeout) : { rows: [] as Row[], chromium: undefined };
   rows.push(...browser.rows, ...torch.rows);

@@ -14,6 +14,21 @@ export interface NodeBackendInfo {
   backend: string;
   /** Why the preferred backend is not the active one. */
   reason?: string;
+  /** wasm on tf.js's threaded build only: XNNPACK's thread count. */
+  threads?: number;
+}
+
+/**
+ * XNNPACK threads for the wasm backend in Node, from PETRI_WASM_THREADS
+ * (default 1: tf.js's single-threaded SIMD build, as tf.js itself does in
+ * Node). Above 1, server/wasm-node-threads.ts starts the threaded build.
+ */
+export function nodeWasmThreads(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.PETRI_WASM_THREADS;
+  if (raw === undefined || raw.trim() === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 8) throw new Error(`PETRI_WASM_THREADS must be an integer from 1 to 8, not "${raw}"`);
+  return n;
 }
 
 /**
@@ -27,18 +42,24 @@ function wasmDir(): string {
   return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
 }
 
-let wasmInit: Promise<string | null> | null = null;
+let wasmInit: Promise<{ failure: string | null; threads?: number }> | null = null;
 
-/** Resolves to null once the wasm backend is usable, else to the reason why not. */
-function initWasm(): Promise<string | null> {
+/** Resolves with failure null once the wasm backend is usable, else with the reason why not. */
+function initWasm(): Promise<{ failure: string | null; threads?: number }> {
   wasmInit ??= (async () => {
     try {
+      const threads = nodeWasmThreads();
       setWasmPaths(wasmDir());
       registerWasmTrainingKernels();
+      if (threads > 1) {
+        const { startThreadedWasmInNode } = await import('./wasm-node-threads.ts');
+        const started = await startThreadedWasmInNode(threads, wasmDir());
+        return started.ok ? { failure: null, threads: started.threads } : { failure: 'tf.setBackend("wasm") (threaded build) returned false' };
+      }
       const ok = await tf.setBackend('wasm');
-      return ok ? null : 'tf.setBackend("wasm") returned false';
+      return { failure: ok ? null : 'tf.setBackend("wasm") returned false' };
     } catch (err) {
-      return `wasm backend failed: ${err instanceof Error ? err.message : String(err)}`;
+      return { failure: `wasm backend failed: ${err instanceof Error ? err.message : String(err)}` };
     }
   })();
   return wasmInit;
@@ -47,16 +68,17 @@ function initWasm(): Promise<string | null> {
 /**
  * Makes `preferred` (default 'wasm') the active tf.js backend. WASM gets the
  * binaries from node_modules/@tensorflow/tfjs-backend-wasm/dist and the
- * training kernels from shared/model/wasm-kernels.ts; if it cannot start,
+ * training kernels from shared/model/wasm-kernels.ts (and, with
+ * PETRI_WASM_THREADS above 1, the threaded build); if it cannot start,
  * falls back to 'cpu' and says why. Idempotent: repeated calls only switch
  * the active backend.
  */
 export async function initNodeBackend(preferred: 'wasm' | 'cpu' = 'wasm'): Promise<NodeBackendInfo> {
   if (preferred === 'wasm') {
-    const failure = await initWasm();
+    const { failure, threads } = await initWasm();
     if (failure === null) {
       if (tf.getBackend() !== 'wasm') await tf.setBackend('wasm');
-      return { backend: 'wasm' };
+      return threads !== undefined ? { backend: 'wasm', threads } : { backend: 'wasm' };
     }
     await tf.setBackend('cpu');
     return { backend: tf.getBackend(), reason: failure };

@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../../server/tf-backend.ts';
+import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
@@ -54,9 +56,15 @@ async function convGrads(backend: string, xShape: Shape4, fShape: Shape4, stride
   return { ...out, leaked, leakedIds };
 }
 
+/**
+ * What initNodeBackend('wasm') reports: PETRI_WASM_THREADS=2 runs this whole
+ * file on tf.js's threaded build with two XNNPACK threads.
+ */
+const WASM_INFO = nodeWasmThreads() > 1 ? { backend: 'wasm', threads: nodeWasmThreads() } : { backend: 'wasm' };
+
 beforeAll(async () => {
   const init = await initNodeBackend('wasm');
-  expect(init).toEqual({ backend: 'wasm' });
+  expect(init).toEqual(WASM_INFO);
 });
 
 describe('registerWasmTrainingKernels', () => {
@@ -70,8 +78,8 @@ describe('registerWasmTrainingKernels', () => {
 
   it('initNodeBackend is idempotent and can switch to cpu and back', async () => {
     expect(await initNodeBackend('cpu')).toEqual({ backend: 'cpu' });
-    expect(await initNodeBackend()).toEqual({ backend: 'wasm' });
-    expect(await initNodeBackend('wasm')).toEqual({ backend: 'wasm' });
+    expect(await initNodeBackend()).toEqual(WASM_INFO);
+    expect(await initNodeBackend('wasm')).toEqual(WASM_INFO);
   });
 });
 
@@ -332,4 +340,22 @@ describe('one training step of a small Petri-style net', () => {
     console.log(`max relative error wasm vs cpu: ${maxErr.toExponential(2)}`);
     expect(maxErr).toBeLessThan(1e-4);
   });
+});
+
+describe('the threaded wasm build in Node', () => {
+  // Run here on the single-threaded build, this file runs itself again on tf.js's threaded build
+  // with two XNNPACK threads (server/wasm-node-threads.ts): every check above must hold there too.
+  it.runIf(nodeWasmThreads() === 1)('passes every test of this file with PETRI_WASM_THREADS=2', () => {
+    const vitest = fileURLToPath(new URL('../../node_modules/vitest/vitest.mjs', import.meta.url));
+    const file = fileURLToPath(import.meta.url);
+    const r = spawnSync(process.execPath, [vitest, 'run', '--project', 'unit', file], {
+      env: { ...process.env, PETRI_WASM_THREADS: '2', NO_COLOR: '1', FORCE_COLOR: '0' },
+      encoding: 'utf8',
+      timeout: 170_000,
+    });
+    const out = `${r.stdout}${r.stderr}`;
+    expect(r.status, out.slice(-3000)).toBe(0);
+    expect(out).toMatch(/Tests\s+\d+ passed/);
+    expect(out).not.toMatch(/failed/);
+  }, 180_000);
 });
