@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker as NodeWorker, type TransferListItem } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { getThreadsCount, setThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { getThreadsCount, setThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
 
 interface LoadMessage {
   cmd?: string;
@@ -111,6 +111,11 @@ export interface NodeWasmThreads {
  * start of the wasm backend in a process can be threaded.
  */
 export async function startThreadedWasmInNode(threads: number, distDir: string): Promise<NodeWasmThreads> {
+  // The workarounds rest on this release's glue (its bundle's variable names, its message flow);
+  // on another one a pthread worker could fail to load and setBackend would wait forever.
+  if (!version_wasm.startsWith('4.22.')) {
+    throw new Error(`the threaded wasm build in Node is only known to work with tfjs-backend-wasm 4.22, not ${version_wasm}`);
+  }
   const wanted = Math.max(1, Math.min(8, Math.floor(threads)));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'petri-wasm-threads-'));
   const PthreadWorker = makeWorkerClass(dir, distDir);
