@@ -20,7 +20,7 @@
  * The workers never hold the event loop, so they do not keep a finished
  * process alive.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,5 +138,7 @@ export async function startThreadedWasmInNode(threads: number, distDir: string):
     // Later pthreads (none expected: the build pre-spawns 8) would be made with this class too.
     Object.defineProperty(g, 'Worker', { configurable: true, enumerable: false, writable: true, value: PthreadWorker });
   }
+  // The module starts only once its pre-spawned workers have loaded both scripts: they are read.
+  if (ok) rmSync(dir, { recursive: true, force: true });
   return { ok, threads: ok ? getThreadsCount() : 0 };
 }
