@@ -64,7 +64,7 @@ describe('crash safety of the coordinator', () => {
     running.push(server);
     const url = `http://127.0.0.1:${port}`;
     const [exp] = await getJson<{ id: string }[]>(`${url}/api/experiments`);
-    const workers = [1, 2].map((i) => startPetri(['worker', '--server', url, '--nickname', `w${i}`, '--cache-dir', join(dir, 'cache')]));
+    const workers = [1, 2].map((i) => startPetri(['worker', '--server', url, '--nickname', `w${i}`, '--cache-dir', join(dir, 'cache'), '--threads', '1']));
     running.push(...workers);
 
     const trained = async () => (await getJson<{ counts: { childrenTrained: number } }>(`${url}/api/experiments/${exp?.id}`)).counts.childrenTrained;

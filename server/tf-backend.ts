@@ -6,7 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../shared/model/wasm-kernels.ts';
 
 /** The backend that is active after {@link initNodeBackend}. */
@@ -16,6 +16,21 @@ export interface NodeBackendInfo {
   reason?: string;
   /** wasm on tf.js's threaded build only: XNNPACK's thread count. */
   threads?: number;
+  /** wasm only: why the threaded build was asked for but the single-threaded one runs. */
+  threadsFallback?: string;
+}
+
+/** What the threaded start does; tests put a failing one here. */
+export type ThreadedStart = (threads: number, distDir: string) => Promise<{ ok: boolean; threads: number }>;
+
+export interface NodeBackendOptions {
+  /**
+   * XNNPACK threads for wasm (default {@link nodeWasmThreads}: PETRI_WASM_THREADS, else 1).
+   * Only the first wasm start of a process uses it.
+   */
+  threads?: number;
+  /** Replaces server/wasm-node-threads.ts's start (tests). */
+  startThreaded?: ThreadedStart;
 }
 
 /**
@@ -42,24 +57,50 @@ function wasmDir(): string {
   return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
 }
 
-let wasmInit: Promise<{ failure: string | null; threads?: number }> | null = null;
+interface WasmStart {
+  failure: string | null;
+  threads?: number;
+  threadsFallback?: string;
+}
 
-/** Resolves with failure null once the wasm backend is usable, else with the reason why not. */
-function initWasm(): Promise<{ failure: string | null; threads?: number }> {
-  wasmInit ??= (async () => {
+let wasmInit: Promise<WasmStart> | null = null;
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Resolves with failure null once the wasm backend is usable, else with the
+ * reason why not. With threads above 1 it tries tf.js's threaded build
+ * first; if that is refused, fails or times out, it starts the
+ * single-threaded build and says why in threadsFallback.
+ */
+function initWasm(options: NodeBackendOptions): Promise<WasmStart> {
+  wasmInit ??= (async (): Promise<WasmStart> => {
+    let threadsFallback: string | undefined;
     try {
-      const threads = nodeWasmThreads();
+      const threads = options.threads ?? nodeWasmThreads();
       setWasmPaths(wasmDir());
       registerWasmTrainingKernels();
       if (threads > 1) {
-        const { startThreadedWasmInNode } = await import('./wasm-node-threads.ts');
-        const started = await startThreadedWasmInNode(threads, wasmDir());
-        return started.ok ? { failure: null, threads: started.threads } : { failure: 'tf.setBackend("wasm") (threaded build) returned false' };
+        try {
+          const start: ThreadedStart = options.startThreaded ?? (await import('./wasm-node-threads.ts')).startThreadedWasmInNode;
+          const started = await start(threads, wasmDir());
+          if (started.ok) return { failure: null, threads: started.threads };
+          threadsFallback = 'tf.setBackend("wasm") on the threaded build returned false';
+        } catch (err) {
+          threadsFallback = message(err);
+        }
+        // The single-threaded SIMD build, as tf.js itself picks in Node.
+        tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+        setThreadsCount(1);
       }
       const ok = await tf.setBackend('wasm');
-      return { failure: ok ? null : 'tf.setBackend("wasm") returned false' };
+      const failure = ok ? null : 'tf.setBackend("wasm") returned false';
+      return threadsFallback === undefined ? { failure } : { failure, threadsFallback };
     } catch (err) {
-      return { failure: `wasm backend failed: ${err instanceof Error ? err.message : String(err)}` };
+      const failure = `wasm backend failed: ${message(err)}`;
+      return threadsFallback === undefined ? { failure } : { failure, threadsFallback };
     }
   })();
   return wasmInit;
@@ -69,16 +110,22 @@ function initWasm(): Promise<{ failure: string | null; threads?: number }> {
  * Makes `preferred` (default 'wasm') the active tf.js backend. WASM gets the
  * binaries from node_modules/@tensorflow/tfjs-backend-wasm/dist and the
  * training kernels from shared/model/wasm-kernels.ts (and, with
- * PETRI_WASM_THREADS above 1, the threaded build); if it cannot start,
- * falls back to 'cpu' and says why. Idempotent: repeated calls only switch
- * the active backend.
+ * options.threads or PETRI_WASM_THREADS above 1, the threaded build, else
+ * the single-threaded one with the reason in threadsFallback); if wasm
+ * cannot start at all, falls back to 'cpu' and says why. Idempotent:
+ * repeated calls only switch the active backend (the first call's thread
+ * count stays).
  */
-export async function initNodeBackend(preferred: 'wasm' | 'cpu' = 'wasm'): Promise<NodeBackendInfo> {
+export async function initNodeBackend(preferred: 'wasm' | 'cpu' = 'wasm', options: NodeBackendOptions = {}): Promise<NodeBackendInfo> {
   if (preferred === 'wasm') {
-    const { failure, threads } = await initWasm();
+    const { failure, threads, threadsFallback } = await initWasm(options);
     if (failure === null) {
       if (tf.getBackend() !== 'wasm') await tf.setBackend('wasm');
-      return threads !== undefined ? { backend: 'wasm', threads } : { backend: 'wasm' };
+      return {
+        backend: 'wasm',
+        ...(threads !== undefined ? { threads } : {}),
+        ...(threadsFallback !== undefined ? { threadsFallback } : {}),
+      };
     }
     await tf.setBackend('cpu');
     return { backend: tf.getBackend(), reason: failure };

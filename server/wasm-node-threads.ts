@@ -108,9 +108,12 @@ export interface NodeWasmThreads {
 /**
  * `tf.setBackend('wasm')` on the threaded SIMD build with `threads` XNNPACK
  * threads (set the wasm paths and register kernels first). Only the first
- * start of the wasm backend in a process can be threaded.
+ * start of the wasm backend in a process can be threaded. Throws if the
+ * release is not 4.22 or the start takes longer than `timeoutMs` (a
+ * pthread worker that never loads would otherwise leave it waiting
+ * forever); the caller can then start the single-threaded build.
  */
-export async function startThreadedWasmInNode(threads: number, distDir: string): Promise<NodeWasmThreads> {
+export async function startThreadedWasmInNode(threads: number, distDir: string, timeoutMs = 60_000): Promise<NodeWasmThreads> {
   // The workarounds rest on this release's glue (its bundle's variable names, its message flow);
   // on another one a pthread worker could fail to load and setBackend would wait forever.
   if (!version_wasm.startsWith('4.22.')) {
@@ -131,9 +134,14 @@ export async function startThreadedWasmInNode(threads: number, distDir: string):
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   setThreadsCount(wanted);
   let ok = false;
+  let timer: NodeJS.Timeout | undefined;
   try {
-    ok = await tf.setBackend('wasm');
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the threaded wasm build did not start within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    });
+    ok = await Promise.race([tf.setBackend('wasm'), timedOut]);
   } finally {
+    clearTimeout(timer);
     mutableOs.cpus = cpus;
     // Later pthreads (none expected: the build pre-spawns 8) would be made with this class too.
     Object.defineProperty(g, 'Worker', { configurable: true, enumerable: false, writable: true, value: PthreadWorker });

@@ -4,13 +4,14 @@
  * volunteer page (--browser) so the workstation's GPU is used via WebGPU.
  */
 import { fork } from 'node:child_process';
-import { homedir } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SessionEvent } from '../../shared/worker/session.ts';
 import { IdleWatch } from '../worker/idle.ts';
 import { startNodeWorker } from '../worker/node-worker.ts';
+import { chooseWorkerThreads, type WorkerThreadsChoice } from '../worker/threads.ts';
 
 const HELP = `Usage: petri worker --server URL [options]
 
@@ -19,6 +20,8 @@ const HELP = `Usage: petri worker --server URL [options]
   --browser          run the volunteer page in headless Chrome/Chromium instead (WebGPU)
   --chrome PATH      the Chrome/Chromium binary for --browser
   --workers N        run N workers at once (default 1)
+  --threads N        wasm threads per worker, 1 to 8 (default: cores / workers, at most 4;
+                     1 = tf.js's single-threaded build; PETRI_WASM_THREADS sets the default)
   --experiment ID    work only for this experiment
   --nickname NAME    your name on the volunteer leaderboard
   --max-hours H      stop after H hours
@@ -37,6 +40,8 @@ export async function run(args: string[]): Promise<number> {
       browser: { type: 'boolean' },
       chrome: { type: 'string' },
       workers: { type: 'string' },
+      threads: { type: 'string' },
+      'worker-count': { type: 'string' },
       experiment: { type: 'string' },
       nickname: { type: 'string' },
       'max-hours': { type: 'string' },
@@ -75,6 +80,15 @@ export async function run(args: string[]): Promise<number> {
     return 2;
   }
   const quiet = values.quiet ?? false;
+  let threads: WorkerThreadsChoice;
+  // A worker started by --workers N learns N from --worker-count.
+  const together = values['worker-count'] === undefined ? workers : Number(values['worker-count']);
+  try {
+    threads = chooseWorkerThreads({ cores: availableParallelism(), workers: together, flag: values.threads, env: process.env });
+  } catch (err) {
+    console.error(`petri worker: ${err instanceof Error ? err.message : String(err)}`);
+    return 2;
+  }
 
   if (workers > 1) return runMany(args, workers);
 
@@ -131,6 +145,7 @@ export async function run(args: string[]): Promise<number> {
   const worker = await startNodeWorker({
     server,
     backend,
+    threads: threads.threads,
     nickname: values.nickname,
     experimentId: values.experiment,
     cacheDir: values['cache-dir'] ?? join(homedir(), '.cache', 'petri'),
@@ -138,7 +153,10 @@ export async function run(args: string[]): Promise<number> {
     log: quiet ? () => {} : say,
     shouldPause: () => Date.now() > deadline || (idle !== null && idle.busy),
   });
-  if (!quiet) say(`worker started on tf.js ${worker.backend}`);
+  if (!quiet) {
+    const how = worker.backend === 'wasm' ? `, ${worker.threads} ${worker.threads === 1 ? 'thread' : 'threads'} (${threads.source === 'cores' ? `${availableParallelism()} cores${together > 1 ? ` / ${together} workers` : ''}` : threads.source})` : '';
+    say(`worker started on tf.js ${worker.backend}${how}`);
+  }
 
   return await new Promise<number>((resolveExit) => {
     let stopping = false;
@@ -175,7 +193,9 @@ async function runMany(args: string[], n: number): Promise<number> {
     if (a === '--workers') i++;
     else if (!a.startsWith('--workers=')) rest.push(a);
   }
-  const children = Array.from({ length: n }, (_, i) => fork(entry, ['worker', ...rest, '--worker-index', String(i + 1)], { stdio: 'inherit' }));
+  const children = Array.from({ length: n }, (_, i) =>
+    fork(entry, ['worker', ...rest, '--worker-count', String(n), '--worker-index', String(i + 1)], { stdio: 'inherit' }),
+  );
   const forward = (signal: NodeJS.Signals) => {
     for (const child of children) child.kill(signal);
   };

@@ -20,6 +20,8 @@ import { fetchBytes, loadTrainingData, sha256 } from './shard-cache.ts';
 export interface NodeWorkerOptions {
   readonly server: string;
   readonly backend: 'wasm' | 'cpu';
+  /** wasm: XNNPACK threads (above 1: tf.js's threaded build; default PETRI_WASM_THREADS, else 1). */
+  readonly threads?: number;
   readonly nickname?: string;
   readonly experimentId?: string;
   readonly cacheDir: string;
@@ -32,6 +34,8 @@ export interface NodeWorkerOptions {
 export interface NodeWorker {
   readonly session: WorkerSession;
   readonly backend: string;
+  /** wasm: the XNNPACK threads training runs on (1 on the single-threaded build). */
+  readonly threads: number;
   stop(): Promise<void>;
 }
 
@@ -58,8 +62,11 @@ async function probeSpeed(): Promise<number> {
 
 export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeWorker> {
   const log = options.log ?? (() => {});
-  const info = await initNodeBackend(options.backend);
+  const info = await initNodeBackend(options.backend, options.threads === undefined ? {} : { threads: options.threads });
   if (info.reason) log(`backend: ${info.backend} (${info.reason})`);
+  if (info.threadsFallback) log(`wasm threads: ${options.threads ?? 'several'} asked for, running on the single-threaded build instead (${info.threadsFallback})`);
+  const threads = info.backend === 'wasm' ? (info.threads ?? 1) : 1;
+  const threadNote = info.backend === 'wasm' ? `, ${threads} ${threads === 1 ? 'thread' : 'threads'}` : '';
   const base = options.server.endsWith('/') ? options.server : `${options.server}/`;
   const datasets = new Map<string, Promise<ImageSet>>();
   const dataFor = (manifestUrl: string, version: string): Promise<ImageSet> => {
@@ -109,7 +116,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
   const session = new WorkerSession(transport, trainer, {
     hello: {
       backend,
-      adapter: `${cpus()[0]?.model ?? 'CPU'} (Node ${process.version}, tf.js ${info.backend})`,
+      adapter: `${cpus()[0]?.model ?? 'CPU'} (Node ${process.version}, tf.js ${info.backend}${threadNote})`,
       ...(info.reason ? { fallbackReason: info.reason } : {}),
       speed: await probeSpeed(),
       client: 'node',
@@ -123,6 +130,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
   return {
     session,
     backend: info.backend,
+    threads,
     async stop() {
       await session.stop();
       // Give the release frame a moment to leave before the socket closes.
