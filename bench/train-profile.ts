@@ -3,8 +3,8 @@
  * steps, then steps under tf.profile, kernel times summed by name and
  * divided by the number of profiled steps.
  *
- *   npx tsx bench/train-profile.ts [wasm|cpu] [linear|conv3|conv10-skip2] [batch] [--steps n] [--threads n] [--before] [--json]
- *   npx tsx bench/train-profile.ts compare [dna,...] [batch] [--steps n] [--threads n]
+ *   npx tsx bench/train-profile.ts [wasm|cpu] [linear|conv3|conv10-skip2] [batch] [--steps n] [--threads n] [--before | --without K,...] [--json]
+ *   npx tsx bench/train-profile.ts compare [dna,...] [batch] [--steps n] [--threads n] [--baseline-without K,...]
  *
  * Defaults: wasm, conv10-skip2, 50, 1 profiled step after 1 warm-up step,
  * 1 thread (above 1: tf.js's threaded build, server/wasm-node-threads.ts).
@@ -16,9 +16,14 @@
  * shared/model/wasm-kernels.ts), i.e. registerWasmTrainingKernels with
  * replaceSlow false. Without it: all of Petri's wasm training kernels.
  *
+ * `--without K,...`: all of Petri's wasm training kernels except the named
+ * ones (registerWasmTrainingKernels's `exclude`; `PetriFusedBatchNormGrad`
+ * keeps tf.js's own batch-norm gradient).
+ *
  * `compare`: runs this script for each DNA twice, before and after, each in
  * its own process (kernel registration is process-wide), and prints one
- * Markdown table per DNA with both profiles side by side.
+ * Markdown table per DNA with both profiles side by side. With
+ * `--baseline-without K,...` the "before" column is all kernels but those.
  */
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -39,7 +44,8 @@ interface KernelTime {
 
 interface Profile {
   readonly backend: string;
-  readonly kernels: 'before' | 'after' | 'cpu';
+  /** 'before', 'after', 'cpu', or 'after without K,...'. */
+  readonly kernels: string;
   /** XNNPACK threads (wasm). */
   readonly threads: number;
   readonly dna: string;
@@ -70,8 +76,8 @@ function flag(args: string[], name: string): boolean {
 }
 
 /** Starts the backend; resolves to XNNPACK's thread count (1 for cpu and the single-threaded build). */
-async function initBackend(backend: 'wasm' | 'cpu', before: boolean, threads: number): Promise<number> {
-  if (backend === 'cpu' || !before) {
+async function initBackend(backend: 'wasm' | 'cpu', before: boolean, threads: number, without: readonly string[]): Promise<number> {
+  if (backend === 'cpu' || (!before && without.length === 0)) {
     const { initNodeBackend } = await import('../server/tf-backend.ts');
     process.env.PETRI_WASM_THREADS = String(threads);
     const info = await initNodeBackend(backend);
@@ -84,7 +90,7 @@ async function initBackend(backend: 'wasm' | 'cpu', before: boolean, threads: nu
   const { registerWasmTrainingKernels } = await import('../shared/model/wasm-kernels.ts');
   const dist = path.dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
   setWasmPaths(dist);
-  registerWasmTrainingKernels({ replaceSlow: false });
+  registerWasmTrainingKernels(before ? { replaceSlow: false } : { exclude: without });
   if (threads > 1) {
     const { startThreadedWasmInNode } = await import('../server/wasm-node-threads.ts');
     const started = await startThreadedWasmInNode(threads, dist);
@@ -95,8 +101,10 @@ async function initBackend(backend: 'wasm' | 'cpu', before: boolean, threads: nu
   return 1;
 }
 
-async function profileOne(backend: 'wasm' | 'cpu', name: string, batch: number, steps: number, before: boolean, wantThreads: number): Promise<Profile> {
-  const threads = await initBackend(backend, before, wantThreads);
+async function profileOne(
+  backend: 'wasm' | 'cpu', name: string, batch: number, steps: number, before: boolean, wantThreads: number, without: readonly string[],
+): Promise<Profile> {
+  const threads = await initBackend(backend, before, wantThreads, without);
   const ref = referenceDnas().find((r) => r.name === name);
   if (ref === undefined) throw new Error(`no reference DNA ${name}`);
   const built = buildModel(ref.dna);
@@ -125,7 +133,7 @@ async function profileOne(backend: 'wasm' | 'cpu', name: string, batch: number, 
     .sort((a, b) => b.ms - a.ms);
   return {
     backend,
-    kernels: backend === 'cpu' ? 'cpu' : before ? 'before' : 'after',
+    kernels: backend === 'cpu' ? 'cpu' : before ? 'before' : without.length > 0 ? `after without ${without.join(',')}` : 'after',
     threads,
     dna: name,
     batch,
@@ -184,7 +192,10 @@ async function main(): Promise<void> {
   const steps = Number(flagValue(args, '--steps') ?? '1');
   const threads = Number(flagValue(args, '--threads') ?? '1');
   const before = flag(args, '--before');
+  const without = (flagValue(args, '--without') ?? '').split(',').filter((k) => k !== '');
+  const baselineWithout = flagValue(args, '--baseline-without');
   const json = flag(args, '--json');
+  if (before && without.length > 0) throw new Error('--before and --without exclude each other');
   if (!(steps >= 1)) throw new Error('--steps must be at least 1');
   if (!Number.isInteger(threads) || threads < 1 || threads > 8) throw new Error('--threads must be 1 to 8');
   if (args[0] === 'compare') {
@@ -192,10 +203,10 @@ async function main(): Promise<void> {
     const batch = args[2] ?? '50';
     for (const dna of dnas) {
       const common = ['wasm', dna, batch, '--steps', String(steps), '--threads', String(threads)];
-      const b = runChild([...common, '--before']);
+      const b = runChild([...common, ...(baselineWithout === undefined ? ['--before'] : ['--without', baselineWithout])]);
       const a = runChild(common);
       process.stdout.write(
-        `\n${dna}, batch ${batch}, ${a.threads} XNNPACK thread(s), per step (mean of ${steps} profiled step(s) after 1 warm-up step), ms and calls; ` +
+        `\n${dna}, batch ${batch}, ${a.threads} XNNPACK thread(s), before = ${b.kernels}, per step (mean of ${steps} profiled step(s) after 1 warm-up step), ms and calls; ` +
           `load ${b.load[0]}-${b.load[1]} (before), ${a.load[0]}-${a.load[1]} (after)\n\n${compareTable(b, a)}\n`,
       );
     }
@@ -203,7 +214,7 @@ async function main(): Promise<void> {
   }
   const [backendArg = 'wasm', name = 'conv10-skip2', batchArg = '50'] = args;
   if (backendArg !== 'wasm' && backendArg !== 'cpu') throw new Error(`backend must be wasm or cpu, not ${backendArg}`);
-  const p = await profileOne(backendArg, name, Number(batchArg), steps, before, threads);
+  const p = await profileOne(backendArg, name, Number(batchArg), steps, before, threads, without);
   if (json) process.stdout.write(`${JSON.stringify(p)}\n`);
   else printProfile(p);
 }

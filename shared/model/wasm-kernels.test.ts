@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
-import { registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
+import { BATCH_NORM_GRAD_KERNEL, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
@@ -234,6 +234,76 @@ describe('replaced reductions, Tile and Identity match cpu', () => {
     expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
     y.dispose();
     expect(wasmDataIds()).toBe(ids - 1);
+  });
+});
+
+describe('the fused batch-norm gradient on wasm matches tf.js\'s on cpu', () => {
+  // Always with scale and offset: tf.js cannot record a batchNorm without a scale for backprop
+  // (it saves the missing scale for the gradient and fails, on every backend).
+  /** All input gradients of sum(batchNorm(x, m, v, b, g) * w) on `backend`, the kernels that ran and the leaks. */
+  async function bnGrads(backend: string, shape: number[], stat: number[], seed: number) {
+    await tf.setBackend(backend);
+    const x = tf.tensor(values(size(shape), seed).map((v) => v * 3 + 0.5), shape);
+    const w = tf.tensor(values(size(shape), seed + 1), shape);
+    const m = tf.tensor(values(size(stat), seed + 2), stat);
+    const v = tf.tensor(values(size(stat), seed + 3).map((u) => u + 1.5), stat);
+    const g = tf.tensor(values(size(stat), seed + 4), stat);
+    const b = tf.tensor(values(size(stat), seed + 5), stat);
+    const f = (...t: tf.Tensor[]) => tf.sum(tf.mul(tf.batchNorm(t[0]!, t[1]!, t[2]!, t[3], t[4], 1e-3), w));
+    const profile = await tf.profile(() => {
+      tf.dispose(tf.grads(f)([x, m, v, b, g]));
+    });
+    const tensors = tf.memory().numTensors;
+    const ids = backend === 'wasm' ? wasmDataIds() : 0;
+    const grads = tf.grads(f)([x, m, v, b, g]);
+    const data = grads.map((t) => ({ shape: t.shape, data: t.dataSync().slice() }));
+    tf.dispose(grads);
+    const leaked = tf.memory().numTensors - tensors;
+    const leakedIds = backend === 'wasm' ? wasmDataIds() - ids : 0;
+    tf.dispose([x, w, m, v, g, b]);
+    return { data, kernels: new Set(profile.kernelNames), leaked, leakedIds };
+  }
+
+  it.each([
+    [[2, 3, 4, 5], [5]],
+    [[4, 5, 6, 7], [7]],
+    [[3, 8], [8]],
+    [[7, 9], [9]],
+    [[1, 1, 1, 5], [5]],
+    [[5, 3, 3, 1], [1]],
+    [[3, 4, 4, 64], [64]],
+    [[50, 4, 4, 32], [32]],
+  ] as Array<[number[], number[]]>)('x %j, statistics %j', async (shape, stat) => {
+    for (const seed of [21, 57]) {
+      const cpu = await bnGrads('cpu', shape, stat, seed);
+      const wasm = await bnGrads('wasm', shape, stat, seed);
+      expect(wasm.kernels.has(BATCH_NORM_GRAD_KERNEL)).toBe(true);
+      expect(cpu.kernels.has(BATCH_NORM_GRAD_KERNEL)).toBe(false);
+      expect(wasm.data.map((d) => d.shape)).toEqual(cpu.data.map((d) => d.shape));
+      cpu.data.forEach((c, i) => expect(track(relErr(c.data, wasm.data[i]!.data)), `gradient ${i}`).toBeLessThan(2e-5));
+      expect(wasm.leaked).toBe(0);
+      expect(wasm.leakedIds).toBe(0);
+    }
+  });
+
+  it('gives the batch-norm layer in training mode the gradient cpu gives', async () => {
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      const layer = tf.layers.batchNormalization({ epsilon: 1e-3 });
+      const x = tf.tensor4d(values(6 * 5 * 5 * 16, 31).map((v) => v * 4 + 1), [6, 5, 5, 16]);
+      const w = tf.tensor4d(values(6 * 5 * 5 * 16, 32), [6, 5, 5, 16]);
+      tf.tidy(() => layer.apply(x, { training: true }) as tf.Tensor);
+      const vars = layer.trainableWeights.map((p) => p.read() as tf.Variable);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, w)) as tf.Scalar, vars);
+      const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(layer.apply(t, { training: true }) as tf.Tensor, w)))(x);
+      const out = [dx, ...vars.map((v) => grads[v.name]!)].map((t) => t.dataSync().slice());
+      tf.dispose([x, w, dx, ...Object.values(grads)]);
+      layer.dispose();
+      return out;
+    };
+    const cpu = await run('cpu');
+    const wasm = await run('wasm');
+    cpu.forEach((c, i) => expect(track(relErr(c, wasm[i]!)), `gradient ${i}`).toBeLessThan(2e-5));
   });
 });
 

@@ -482,6 +482,31 @@ function makeTile(native: KernelFunc | undefined): KernelFunc {
 }
 
 /**
+ * Sums of the columns of a row-major [m, c] float32 matrix, in float64.
+ * Eight rows per pass: an eighth of the accumulator traffic, sequential
+ * reads (about 4x the native Sum on batch-norm shapes, which transposes first).
+ */
+function columnSums(src: Float32Array, m: number, c: number): Float64Array {
+  const acc = new Float64Array(c);
+  const c4 = 4 * c;
+  let i = 0;
+  let o = 0;
+  for (; i + 7 < m; i += 8, o += 8 * c) {
+    for (let j = 0; j < c; j++) {
+      const p = o + j;
+      const q = p + c4;
+      acc[j] = (acc[j] as number) +
+        ((((src[p] as number) + (src[p + c] as number)) + ((src[p + 2 * c] as number) + (src[p + 3 * c] as number))) +
+          (((src[q] as number) + (src[q + c] as number)) + ((src[q + 2 * c] as number) + (src[q + 3 * c] as number))));
+    }
+  }
+  for (; i < m; i++, o += c) {
+    for (let j = 0; j < c; j++) acc[j] = (acc[j] as number) + (src[o + j] as number);
+  }
+  return acc;
+}
+
+/**
  * Sum/Mean over the leading axes of an NHWC tensor (batch-norm statistics
  * and gradients): the backend first transposes the reduced axes innermost
  * with its slow generic transpose. A column sum over [M, C] needs no
@@ -506,25 +531,8 @@ function makeLeadingReduce(native: KernelFunc | undefined, mean: boolean): Kerne
     const c = size(keptShape);
     const outShape = attrs.keepDims ? [...new Array<number>(k).fill(1), ...keptShape] : keptShape;
     const out = backend.makeOutput(outShape, 'float32');
-    const src = f32(backend, x);
+    const acc = columnSums(f32(backend, x), m, c);
     const dst = f32(backend, out);
-    // Four rows per pass: a quarter of the accumulator traffic, and
-    // sequential reads (3x the native kernel on batch-norm shapes).
-    const acc = new Float64Array(c);
-    const c2 = 2 * c;
-    const c3 = 3 * c;
-    let i = 0;
-    let o = 0;
-    for (; i + 3 < m; i += 4, o += 4 * c) {
-      for (let j = 0; j < c; j++) {
-        const p = o + j;
-        acc[j] = (acc[j] as number) +
-          (((src[p] as number) + (src[p + c] as number)) + ((src[p + c2] as number) + (src[p + c3] as number)));
-      }
-    }
-    for (; i < m; i++, o += c) {
-      for (let j = 0; j < c; j++) acc[j] = (acc[j] as number) + (src[o + j] as number);
-    }
     const scale = mean ? 1 / m : 1;
     for (let j = 0; j < c; j++) dst[j] = (acc[j] as number) * scale;
     return out;
@@ -614,6 +622,120 @@ function makeBatchNorm(native: KernelFunc | undefined): KernelFunc {
   }) as unknown as KernelFunc;
 }
 
+// ---------------------------------------------------------------------------
+// Batch-norm backward in one kernel
+
+/** Kernel name of the fused batch-norm gradient (wasm only; see {@link registerWasmTrainingKernels}). */
+export const BATCH_NORM_GRAD_KERNEL = 'PetriFusedBatchNormGrad';
+
+/**
+ * The gradient of FusedBatchNorm with per-channel (rank-1) statistics, all
+ * five input gradients at once. tf.js's own gradient builds them from about
+ * nine activation-sized elementwise kernels, a Tile and four column sums;
+ * they are memory-bound and do not scale with threads. Here: (x - mean) * dy
+ * with the backend's Sub and Multiply (float32, as tf.js computes them),
+ * the two per-channel sums of it and of dy (float64, like the cpu backend's
+ * Sum), then dx = dy * (scale / sqrt(variance + eps)) with the backend's
+ * Multiply. Inputs x, dy, mean, variance ([C]) and optionally scale; outputs
+ * [dx, dmean, dvariance, dscale, doffset]. Same formulas as tf.js's
+ * gradient, so the results agree up to float rounding.
+ */
+function batchNormGrad(args: KernelArgs): TensorInfo[] {
+  const backend = asWasmBackend(args.backend);
+  const { x, dy, mean, variance, scale } = args.inputs as Record<string, TensorInfo | undefined>;
+  const eps = (args.attrs as { varianceEpsilon: number }).varianceEpsilon;
+  if (x === undefined || dy === undefined || mean === undefined || variance === undefined) {
+    throw new Error(`wasm ${BATCH_NORM_GRAD_KERNEL}: needs x, dy, mean and variance`);
+  }
+  const c = x.shape[x.shape.length - 1] ?? 0;
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32' || dy.shape.join(',') !== x.shape.join(',') || c === 0 ||
+      mean.shape.length !== 1 || size(mean.shape) !== c || size(variance.shape) !== c || (scale !== undefined && size(scale.shape) !== c)) {
+    throw new Error(`wasm ${BATCH_NORM_GRAD_KERNEL}: unsupported shapes x [${x.shape.join(',')}], mean [${mean.shape.join(',')}]`);
+  }
+  const rows = size(x.shape) / c;
+  // (x - mean) * dy in float32 with the backend's SIMD kernels, as tf.js's gradient computes it;
+  // then both per-channel sums in one JS pass each (float64).
+  const xm = run(backend, 'Sub', { a: x, b: mean });
+  const prod = run(backend, 'Multiply', { a: xm, b: dy });
+  free(backend, xm);
+  const k = backend.makeOutput([c], 'float32');
+  const dMean = backend.makeOutput([c], 'float32');
+  const dVariance = backend.makeOutput([c], 'float32');
+  const dScale = backend.makeOutput([c], 'float32');
+  const dOffset = backend.makeOutput([c], 'float32');
+  // Views only after every allocation: a heap growth makes new buffers.
+  const sumDy = columnSums(f32(backend, dy), rows, c);
+  const sumDyXm = columnSums(f32(backend, prod), rows, c);
+  free(backend, prod);
+  const v = f32(backend, variance);
+  const g = scale === undefined ? null : f32(backend, scale);
+  const kv = f32(backend, k);
+  const dm = f32(backend, dMean);
+  const dv = f32(backend, dVariance);
+  const ds = f32(backend, dScale);
+  const dof = f32(backend, dOffset);
+  for (let j = 0; j < c; j++) {
+    // rsqrt(variance + eps) in float32, as tf.js's gradient has it.
+    const r = Math.fround(1 / Math.sqrt(Math.fround((v[j] as number) + eps)));
+    const gj = g === null ? 1 : (g[j] as number);
+    kv[j] = r * gj;
+    dm[j] = -r * gj * (sumDy[j] as number);
+    dv[j] = -0.5 * r * r * r * gj * (sumDyXm[j] as number);
+    ds[j] = r * (sumDyXm[j] as number);
+    dof[j] = sumDy[j] as number;
+  }
+  const dx = run(backend, 'Multiply', { a: dy, b: k });
+  free(backend, k);
+  return [dx, dMean, dVariance, dScale, dOffset];
+}
+
+type GradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => Record<string, () => tf.Tensor>;
+interface GradConfigLike {
+  kernelName: string;
+  inputsToSave?: string[];
+  outputsToSave?: boolean[];
+  gradFunc: GradFunc;
+}
+
+let ourBatchNormGrad: GradConfigLike | undefined;
+
+/**
+ * Puts a FusedBatchNorm gradient in front of tf.js's: on the wasm backend
+ * with the fused kernel registered and per-channel statistics it runs
+ * {@link batchNormGrad} once for all five gradients; anywhere else (cpu,
+ * WebGPU, WebGL, other shapes) it hands over to tf.js's own gradient.
+ * Gradients are registered per kernel name, not per backend, hence the check.
+ */
+function registerBatchNormGradient(): void {
+  const current = tf.getGradient('FusedBatchNorm') as GradConfigLike | undefined;
+  if (current === undefined || current === ourBatchNormGrad) return;
+  const theirs = current;
+  const config: GradConfigLike = {
+    kernelName: 'FusedBatchNorm',
+    inputsToSave: ['x', 'mean', 'variance', 'scale'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
+      const grad = Array.isArray(dy) ? (dy[0] as tf.Tensor) : dy;
+      const c = x.shape[x.shape.length - 1] ?? 0;
+      const fused = tf.getBackend() === BACKEND && tf.getKernel(BATCH_NORM_GRAD_KERNEL, BACKEND) !== undefined &&
+        mean.rank === 1 && x.rank >= 2 && x.dtype === 'float32' && grad.dtype === 'float32' &&
+        mean.size === c && variance.size === c && (scale == null || scale.size === c);
+      if (!fused) return theirs.gradFunc(dy, saved, attrs);
+      // At once, not in the closures: the engine calls each closure in a tidy of its own, which
+      // would dispose the other four outputs. Unused ones go with the gradient's outer scope.
+      const outs = tf.engine().runKernel(
+        BATCH_NORM_GRAD_KERNEL,
+        (scale == null ? { x, dy: grad, mean, variance } : { x, dy: grad, mean, variance, scale }) as unknown as tf.NamedTensorMap,
+        attrs,
+      ) as tf.Tensor[];
+      const [dx, dMean, dVariance, dScale, dOffset] = outs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      return { x: () => dx, mean: () => dMean, variance: () => dVariance, scale: () => dScale, offset: () => dOffset };
+    },
+  };
+  tf.registerGradient(config as unknown as tf.GradConfig);
+  ourBatchNormGrad = config;
+}
+
 function size(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
 }
@@ -627,6 +749,8 @@ interface OurKernel {
   make: (native: KernelFunc | undefined) => KernelFunc;
   /** False: only fills a gap. True: replaces a slow native kernel (with `replaceSlow`). */
   replacesNative: boolean;
+  /** A new kernel that is part of the replacements: registered only with `replaceSlow`. */
+  withReplacements?: boolean;
 }
 
 const OURS: readonly OurKernel[] = [
@@ -639,6 +763,8 @@ const OURS: readonly OurKernel[] = [
   { name: 'Identity', make: makeIdentity, replacesNative: true },
   { name: 'FusedBatchNorm', make: makeBatchNorm, replacesNative: true },
   { name: 'Cast', make: makeCast, replacesNative: true },
+  // Not a tf.js kernel: only the FusedBatchNorm gradient registered below calls it.
+  { name: BATCH_NORM_GRAD_KERNEL, make: () => batchNormGrad as unknown as KernelFunc, replacesNative: false, withReplacements: true },
 ];
 
 /** Kernel functions we registered, by kernel name (to stay idempotent). */
@@ -654,9 +780,12 @@ export interface WasmTrainingKernelOptions {
    * Also replace kernels that the wasm backend has but that are slow in
    * training (Conv2DBackpropInput, Tile, Sum/Mean over leading axes,
    * Identity, FusedBatchNorm, same-dtype Cast); cases they do not cover go
-   * to the native kernel. Default true.
+   * to the native kernel. Default true. With it, FusedBatchNorm's gradient
+   * on wasm is one fused kernel too.
    */
   replaceSlow?: boolean;
+  /** Kernels of ours to leave out (benchmarks: `PetriFusedBatchNormGrad` keeps tf.js's batch-norm gradient). */
+  exclude?: readonly string[];
 }
 
 /**
@@ -672,10 +801,13 @@ export interface WasmTrainingKernelOptions {
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): void {
   const replaceSlow = options.replaceSlow ?? true;
+  const exclude = new Set(options.exclude ?? []);
   for (const k of OURS) {
+    if (exclude.has(k.name)) continue;
     const current = registeredFunc(k.name);
     if (current !== undefined && current === registered.get(k.name)) continue;
     if (k.replacesNative ? current === undefined || !replaceSlow : current !== undefined) continue;
+    if (k.withReplacements === true && !replaceSlow) continue;
     const native = current === undefined ? undefined : tf.getKernel(k.name, BACKEND);
     const fn = k.make(current);
     if (native !== undefined) tf.unregisterKernel(k.name, BACKEND);
@@ -690,6 +822,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     });
     registered.set(k.name, fn);
   }
+  if (replaceSlow && !exclude.has(BATCH_NORM_GRAD_KERNEL)) registerBatchNormGradient();
 }
 
 /** Names of the kernels {@link registerWasmTrainingKernels} may register. */
