@@ -6,7 +6,7 @@
  *   npx tsx bench/search-platform.ts --dataset fashion-mnist|synthetic --budget-children N --steps N
  *     --population N --workers N --seeds 1,2,3 --runs evolution,random,no-inherit[,pop2,boost,reset]
  *     --out DIR [--data-dir DIR] [--work-dir DIR] [--patience N] [--boost-children N]
- *     [--random-max-chain N] [--max-run-seconds S] [--any-plateau] [--smoke] [--quiet]
+ *     [--random-max-chain N] [--max-run-seconds S] [--any-plateau] [--plateau-after N] [--smoke] [--quiet]
  *
  * `evolution`: the paper's tournament with weight inheritance from the
  * linear initial population; `random`: random search (`--selection random`:
@@ -14,7 +14,8 @@
  * child from scratch; `pop2`: a population of 2; `boost` and `reset`:
  * evolution, with the remedy applied once through the admin API when the
  * best evolved network has not improved for --patience trainings (any best
- * with --any-plateau, the linear models' plateau included). The hand
+ * with --any-plateau, the linear models' plateau included), and not before
+ * --plateau-after trainings. The hand
  * CNN is not a search; `npx tsx bench/search.ts --runs hand --hand-flops F`
  * trains it for an evolution run's FLOPs, and `bench/search.ts --merge`
  * joins the reports.
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
       smoke: { type: 'boolean', default: false },
       patience: { type: 'string' },
       'any-plateau': { type: 'boolean', default: false },
+      'plateau-after': { type: 'string' },
       'boost-children': { type: 'string' },
       'random-max-chain': { type: 'string' },
       'max-run-seconds': { type: 'string' },
@@ -83,6 +85,7 @@ async function main(): Promise<void> {
     randomMaxChain: num('random-max-chain', values['random-max-chain'], 12),
     patience: num('patience', values.patience, Math.max(2, Math.round(budgetChildren / 10))),
     anyPlateau: values['any-plateau'],
+    plateauAfter: num('plateau-after', values['plateau-after'], 0),
     boostChildren: num('boost-children', values['boost-children'], Math.max(2, Math.round(budgetChildren / 10))),
     maxRunSeconds: num('max-run-seconds', values['max-run-seconds'], 0),
     log,

@@ -36,6 +36,8 @@ export interface PlatformOptions {
   readonly patience: number;
   /** Apply the remedy at any plateau, the linear models' included (for the smoke run). */
   readonly anyPlateau: boolean;
+  /** No remedy before this many trainings (the paper applied its remedies late in a run). */
+  readonly plateauAfter: number;
   readonly boostChildren: number;
   /** Stops a run after this long (it is then marked truncated); 0: no limit. */
   readonly maxRunSeconds: number;
@@ -202,7 +204,7 @@ export async function runOnPlatform(kind: PlatformKind, seed: number, o: Platfor
           const best = Math.max(0, ...individuals.filter((i) => !i.failed).map((i) => i.fitness));
           o.log?.(`${label} ${trained}/${o.budgetChildren} trained, best ${(100 * best).toFixed(1)}%, ${((Date.now() - started) / 1000).toFixed(0)} s`);
         }
-        if (remedy !== null && remedies.length === 0 && atPlateau(individuals, o.patience, !o.anyPlateau)) {
+        if (remedy !== null && remedies.length === 0 && trained >= o.plateauAfter && atPlateau(individuals, o.patience, !o.anyPlateau)) {
           await post(`${url}/api/experiments/${exp.id}/remedy`, token, { remedy });
           remedies.push({ kind: remedy, atTraining: trained });
           o.log?.(`${label} plateau of evolved networks at training ${trained}: ${remedy} applied`);
