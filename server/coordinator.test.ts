@@ -17,14 +17,18 @@ import { Coordinator } from './coordinator.ts';
 import { resolveConfig } from './experiments/config.ts';
 import { MemoryStore } from './store/memory-store.ts';
 import type { ExperimentConfig } from './store/types.ts';
-import type { Verifier } from './verifier.ts';
+import { BadWeightsError, type Verifier } from './verifier.ts';
 import { WeightsFiles } from './weights-files.ts';
 
-/** Accuracy = the classifier bias's first value, clamped to [0, 1]: tests write the fitness they want. */
+/**
+ * Accuracy = the classifier bias's first value, clamped to [0, 1]: tests write the fitness they want.
+ * A negative bias is a model that does not evaluate.
+ */
 const biasVerifier: Verifier = {
   async evaluate({ dna, weightsPath }) {
     const weights = decodeWeights(parseDna(dna), new Uint8Array(await readFile(weightsPath)));
     const bias = weights.get('classifier/bias')?.[0] ?? 0;
+    if (bias < 0) throw new BadWeightsError('the model does not evaluate');
     return { accuracy: Math.min(1, Math.max(0, bias)), probeAccuracy: Math.min(1, Math.max(0, bias)) };
   },
   async close() {},
@@ -222,6 +226,27 @@ describe('coordinator', () => {
     expect(store.aliveIndividuals(exp.id)).toHaveLength(2);
     await finish(coordinator, 'w1', first, 0.5);
     expect(coordinator.requestWork('w3')).toMatchObject({ type: 'lease' });
+  });
+
+  it('a child whose weights two different workers cannot get evaluated fails, instead of going round the queue and quarantining honest workers', async () => {
+    const { coordinator, store, config } = setup({ populationSize: 2 });
+    await coordinator.createExperiment(config);
+    hello(coordinator, 'w1');
+    hello(coordinator, 'w2');
+    for (const fitness of [0.3, 0.4]) await finish(coordinator, 'w1', lease(coordinator.requestWork('w1')), fitness);
+    const child = lease(coordinator.requestWork('w1'));
+    sent = [];
+    await finish(coordinator, 'w1', child, -1);
+    expect(sent.find((m) => m.workerId === 'w1')?.message).toMatchObject({ type: 'refused', code: 'bad-weights' });
+    expect(store.getTask(child.childId)?.status).toBe('queued');
+    // The same child from another worker: the child fails (fitness 0, no weights kept), the experiment goes on.
+    const again = lease(coordinator.requestWork('w2'));
+    expect(again.childId).toBe(child.childId);
+    sent = [];
+    await finish(coordinator, 'w2', again, -1);
+    expect(sent.find((m) => m.workerId === 'w2')?.message).toMatchObject({ type: 'verdict', outcome: 'failed', fitness: 0 });
+    expect(store.getIndividual(child.childId)).toMatchObject({ failed: true, fitness: 0, weightsSha256: null });
+    expect(coordinator.requestWork('w1')).toMatchObject({ type: 'lease' });
   });
 
   it('random search: each child is the initial DNA plus 1..k mutations, trained from scratch, and the best is never removed', async () => {

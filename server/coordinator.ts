@@ -79,6 +79,8 @@ export class Coordinator {
   private completionsSinceGc = 0;
   /** Prepared datasets of the experiments, loaded before they get work. */
   private readonly datasets = new Map<string, DatasetInfo>();
+  /** Workers whose results for a task the server could not evaluate, by task id. */
+  private readonly unevaluable = new Map<string, Set<string>>();
   readonly metrics = {
     stepsIssued: 0,
     leasesIssued: 0,
@@ -534,6 +536,7 @@ export class Coordinator {
     const info = await this.datasetOf(exp.config.dataset);
     const report = flopsReport(task.dna, exp.config.batchSize, info.validationCount);
     const diverged = result.status === 'diverged';
+    let failed = diverged;
     // Credit and cost count the steps the lease asked for, never more than a worker says it did.
     const stepsDone = Math.min(result.stepsDone, exp.config.stepsPerChild);
     let fitness = 0;
@@ -545,7 +548,7 @@ export class Coordinator {
       const draw = Number.parseInt(this.deps.randomHex(4), 16) / 0x1_0000_0000;
       const verify = exp.config.verifyFraction >= 1 || result.claimedAccuracy === undefined || worker?.quarantined === true || draw < exp.config.verifyFraction;
       if (verify) {
-        let evaluation: Evaluation;
+        let evaluation: Evaluation | null = null;
         try {
           evaluation = await this.deps.verifier.evaluate({ dataset: exp.config.dataset, split: 'validation', dna: task.dna, weightsPath: this.deps.weights.path(sha), probe: result.claimedAccuracy !== undefined });
           fitness = evaluation.accuracy;
@@ -554,10 +557,17 @@ export class Coordinator {
           const bad = err instanceof BadWeightsError;
           if (bad) this.metrics.verifications.badWeights++;
           else this.metrics.verifications.error++;
-          this.refuseResult(workerId, lease, task, bad, `the server could not evaluate these weights: ${err instanceof Error ? err.message : String(err)}`);
-          return;
+          const message = `the server could not evaluate these weights: ${err instanceof Error ? err.message : String(err)}`;
+          if (!bad || !this.childIsUnevaluable(task, workerId, message)) {
+            this.refuseResult(workerId, lease, task, bad, message);
+            return;
+          }
+          // Two different workers trained this child and neither's weights evaluate (e.g. non-finite
+          // batch-norm statistics under a finite loss): the child itself fails, like a diverged one,
+          // instead of going back to the queue for ever and getting honest workers quarantined.
+          failed = true;
         }
-        const probe = evaluation.probeAccuracy;
+        const probe = evaluation?.probeAccuracy;
         if (result.claimedAccuracy !== undefined && probe !== undefined && Math.abs(result.claimedAccuracy - probe) > CLAIM_TOLERANCE) {
           this.recordMismatch(workerId, task.id, result.claimedAccuracy, probe);
         }
@@ -569,11 +579,15 @@ export class Coordinator {
           const bad = err instanceof WeightsFormatError;
           if (bad) this.metrics.verifications.badWeights++;
           else this.metrics.verifications.error++;
-          this.refuseResult(workerId, lease, task, bad, `the server could not read these weights: ${err instanceof Error ? err.message : String(err)}`);
-          return;
+          const message = `the server could not read these weights: ${err instanceof Error ? err.message : String(err)}`;
+          if (!bad || !this.childIsUnevaluable(task, workerId, message)) {
+            this.refuseResult(workerId, lease, task, bad, message);
+            return;
+          }
+          failed = true;
         }
-        fitness = result.claimedAccuracy ?? 0;
-        provisional = true;
+        fitness = failed ? 0 : (result.claimedAccuracy ?? 0);
+        provisional = !failed;
         this.metrics.verifications.skipped++;
       }
     }
@@ -597,8 +611,8 @@ export class Coordinator {
       mutations: task.mutations,
       fitness,
       provisional,
-      failed: diverged,
-      weightsSha256: diverged ? null : lease.uploadedSha256,
+      failed,
+      weightsSha256: failed ? null : lease.uploadedSha256,
       createdAt: task.createdAt,
       trainedAt: now,
       params: report.params,
@@ -612,21 +626,23 @@ export class Coordinator {
     this.deps.store.completeTask({
       taskId: task.id,
       individual,
-      volunteer: provisional || diverged ? null : { nickname: nickname ?? 'anonymous', flops: trainingFlops, backend },
+      volunteer: provisional || failed ? null : { nickname: nickname ?? 'anonymous', flops: trainingFlops, backend },
       removeId: null,
-      event: { kind: diverged ? 'failed' : 'child', data: { id: task.id, parentId: task.parentId, fitness, mutations: task.mutations.map((m) => m.name), backend } },
+      event: { kind: failed ? 'failed' : 'child', data: { id: task.id, parentId: task.parentId, fitness, mutations: task.mutations.map((m) => m.name), backend } },
     });
     this.leases.end(lease.leaseId, 'completed');
-    if (diverged) this.metrics.resultsFailed++;
+    this.unevaluable.delete(task.id);
+    if (failed && lease.uploadedSha256) this.deleteIfUnreferenced(lease.uploadedSha256);
+    if (failed) this.metrics.resultsFailed++;
     else this.metrics.resultsAccepted++;
     this.deps.send(workerId, {
       type: 'verdict',
       leaseId: lease.leaseId,
-      outcome: diverged ? 'failed' : 'accepted',
+      outcome: failed ? 'failed' : 'accepted',
       individualId: task.id,
       fitness,
       provisional,
-      creditFlops: provisional || diverged ? 0 : trainingFlops,
+      creditFlops: provisional || failed ? 0 : trainingFlops,
     });
     const stored = this.deps.store.getIndividual(task.id);
     if (stored !== null) this.emit({ kind: 'individual', experimentId: exp.id, individual: stored, removedId: null });
@@ -647,6 +663,20 @@ export class Coordinator {
     if (workersFault) this.recordOffence(workerId);
     else this.log(`server-side verification error for ${task.id}: ${message}`);
     this.deps.send(workerId, { type: 'refused', code: workersFault ? Refusal.BadWeights : Refusal.ServerError, message, leaseId: lease.leaseId });
+  }
+
+  /**
+   * Notes that `workerId`'s weights for `task` did not evaluate; true once two
+   * different workers' have not (the child, not a worker, is at fault then).
+   */
+  private childIsUnevaluable(task: TaskRecord, workerId: string, message: string): boolean {
+    const workers = this.unevaluable.get(task.id) ?? new Set<string>();
+    workers.add(workerId);
+    this.unevaluable.set(task.id, workers);
+    if (workers.size < 2) return false;
+    this.unevaluable.delete(task.id);
+    this.log(`child ${task.id} failed: ${workers.size} workers' weights for it could not be evaluated (${message})`);
+    return true;
   }
 
   private recordMismatch(workerId: string, childId: string, claimed: number, actual: number): void {

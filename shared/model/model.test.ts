@@ -10,7 +10,7 @@ import { tensorSpecs } from '../evolution/tensors.ts';
 import { buildModel, disposeModel } from './build.ts';
 import { evaluateModel } from './evaluate.ts';
 import { trainModel } from './train.ts';
-import { inheritWeights, readWeights, writeWeights } from './weights.ts';
+import { firstNonFinite, inheritWeights, readWeights, writeWeights } from './weights.ts';
 import { WeightsFormatError, decodeWeights, encodeWeights } from './weights-codec.ts';
 import { initNodeBackend } from '../../server/tf-backend.ts';
 
@@ -164,6 +164,12 @@ describe('weights binary', () => {
     const bad = bytes.slice();
     bad[0] = 0;
     expect(() => decodeWeights(dna, bad)).toThrow(/magic/);
+    // What a worker checks before it uploads: a non-finite value anywhere makes the child diverged.
+    expect(firstNonFinite(weights)).toBeNull();
+    const lastKey = [...weights.keys()].at(-1) as string;
+    const poisoned = new Map(weights);
+    poisoned.set(lastKey, Float32Array.from(weights.get(lastKey) as Float32Array, (x, i) => (i === 1 ? Number.NEGATIVE_INFINITY : x)));
+    expect(firstNonFinite(poisoned)).toBe(lastKey);
     disposeModel(built);
   });
 });

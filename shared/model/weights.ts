@@ -156,3 +156,11 @@ export function inheritWeights(plan: InheritancePlan, parent: WeightMap | null, 
   }
   return child;
 }
+
+/** The key of the first tensor holding a NaN or an infinity, or null when every value is finite. */
+export function firstNonFinite(weights: WeightMap): string | null {
+  for (const [key, values] of weights) {
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i] as number)) return key;
+  }
+  return null;
+}

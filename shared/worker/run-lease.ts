@@ -11,7 +11,7 @@ import { parseDna } from '../evolution/validate.ts';
 import { buildModel, disposeModel, type BuiltModel } from '../model/build.ts';
 import { evaluateModel } from '../model/evaluate.ts';
 import { trainModel } from '../model/train.ts';
-import { inheritWeights, readWeights, writeWeights, type WeightMap } from '../model/weights.ts';
+import { firstNonFinite, inheritWeights, readWeights, writeWeights, type WeightMap } from '../model/weights.ts';
 import { decodeWeights, encodeWeights } from '../model/weights-codec.ts';
 import { PROBE_IMAGES, type Backend, type Lease } from '../protocol.ts';
 
@@ -102,8 +102,12 @@ export async function runLease(lease: Lease, data: ImageSet, io: LeaseIo, hooks:
     const trainSeconds = (hooks.now() - started) / 1000;
     if (result.status === 'stopped') return { status: 'stopped', stepsDone };
     if (result.status === 'diverged') return { status: 'diverged', stepsDone, trainSeconds, backend };
+    const trained = await readWeights(built);
+    // A finite loss can hide non-finite weights (batch-norm moving statistics, say): that child diverged
+    // too, and the server would refuse its weights.
+    if (firstNonFinite(trained) !== null) return { status: 'diverged', stepsDone, trainSeconds, backend };
     const probe = await evaluateModel(built, sliceImageSet(data, 0, Math.min(PROBE_IMAGES, data.count)));
-    const bytes = encodeWeights(dna, await readWeights(built));
+    const bytes = encodeWeights(dna, trained);
     const weightsSha256 = await io.upload(lease.uploadUrl, lease.token, bytes);
     return { status: 'ok', stepsDone, weightsSha256, claimedAccuracy: probe.accuracy, trainSeconds, backend };
   } finally {
