@@ -397,27 +397,48 @@ describe('leases and uploads', () => {
     await expectUnharmed(before);
   });
 
-  it('NaN, Infinity or a bad header in weights of the right length are refused by the verification; the task goes back', async () => {
-    let { peer, lease } = await leaseHolder(46);
-    const before = snapshot(server, expId);
-    const spoil: [string, (view: DataView) => void][] = [
-      ['NaN', (view) => view.setFloat32(16, Number.NaN, true)],
-      ['Infinity', (view) => view.setFloat32(view.byteLength - 4, Number.POSITIVE_INFINITY, true)],
-      ['bad magic', (view) => view.setUint32(0, 0xdeadbeef, true)],
-      ['wrong tensor count', (view) => view.setUint32(8, 99, true)],
+  it('NaN, Infinity or a bad header in weights of the right length are refused and the task goes back; a second worker\'s unevaluable weights fail the child', async () => {
+    const pairs: [string, (view: DataView) => void][][] = [
+      [
+        ['NaN', (view) => view.setFloat32(16, Number.NaN, true)],
+        ['Infinity', (view) => view.setFloat32(view.byteLength - 4, Number.POSITIVE_INFINITY, true)],
+      ],
+      [
+        ['bad magic', (view) => view.setUint32(0, 0xdeadbeef, true)],
+        ['wrong tensor count', (view) => view.setUint32(8, 99, true)],
+      ],
     ];
-    for (const [i, [what, damage]] of spoil.entries()) {
-      // A fresh connection (and address) for each: bad weights count against a worker, three quarantine it.
-      if (i > 0) ({ peer, lease } = await leaseHolder(46 + i));
-      const bytes = await initialBytes(lease);
-      damage(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-      expect((await uploadWeights(server.url, lease, bytes, { from: from(46 + i) })).status, what).toBe(200);
-      peer.send(resultMessage(lease, sha256Hex(bytes)));
-      expect(await peer.refused(60_000), what).toMatchObject({ code: Refusal.BadWeights, leaseId: lease.leaseId });
-      expect(server.store.getTask(lease.childId)?.status, what).toBe('queued');
-      expect(server.store.getIndividual(lease.childId), what).toBeNull();
+    // A fresh connection (and address) for each upload: bad weights count against a worker, three quarantine it.
+    let n = 46;
+    for (const pair of pairs) {
+      // Taken once the pair's child is leased (a lease may issue a step, which removes its loser).
+      let before = snapshot(server, expId);
+      let childId = '';
+      for (const [k, [what, damage]] of pair.entries()) {
+        const { peer, lease } = await leaseHolder(n);
+        if (k === 0) before = snapshot(server, expId);
+        const bytes = await initialBytes(lease);
+        damage(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        expect((await uploadWeights(server.url, lease, bytes, { from: from(n) })).status, what).toBe(200);
+        n++;
+        peer.send(resultMessage(lease, sha256Hex(bytes)));
+        if (k === 0) {
+          childId = lease.childId;
+          expect(await peer.refused(60_000), what).toMatchObject({ code: Refusal.BadWeights, leaseId: lease.leaseId });
+          expect(server.store.getTask(childId)?.status, what).toBe('queued');
+          expect(server.store.getIndividual(childId), what).toBeNull();
+        } else {
+          // The same child from a second worker, and again its weights do not evaluate: the child fails (fitness 0,
+          // no weights kept), as a diverged one does, instead of going round the queue for ever.
+          expect(lease.childId, what).toBe(childId);
+          expect(await peer.next('verdict', 60_000), what).toMatchObject({ outcome: 'failed', fitness: 0, individualId: childId });
+          expect(server.store.getIndividual(childId), what).toMatchObject({ failed: true, fitness: 0, weightsSha256: null });
+          expectOneMore(before, childId);
+        }
+      }
     }
-    await expectUnharmed(before);
+    const honest = await honestChild(server);
+    expect(honest.verdict).toMatchObject({ outcome: 'accepted', provisional: false, individualId: honest.lease.childId });
   });
 });
 
