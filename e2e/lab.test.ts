@@ -38,11 +38,11 @@ describe('a lab-wide experiment with petri worker processes', () => {
     const [exp] = await getJson<ExperimentView[]>(`${server.url}/api/experiments`);
     expect(exp?.status).toBe('running');
     const cache = join(dir, 'cache');
-    // Three processes on what may be a 2-core machine: a and b on tf.js's single-threaded wasm build,
-    // c (which finishes the experiment) on the threaded build with two XNNPACK threads.
-    const workers = ['a', 'b', 'c'].map((name) =>
-      startPetri(['worker', '--server', server.url, '--nickname', name, '--cache-dir', cache, '--threads', name === 'c' ? '2' : '1']),
-    );
+    // Three processes on what may be a 2-core machine, each on tf.js's single-threaded wasm build: with
+    // more XNNPACK threads than free cores, a threaded worker's steps stretch under load and can outlast
+    // this test's 4 s lease time-out. The threaded build is exercised by the single-worker tests
+    // (operator.test.ts, search-platform.test.ts).
+    const workers = ['a', 'b', 'c'].map((name) => startPetri(['worker', '--server', server.url, '--nickname', name, '--cache-dir', cache, '--threads', '1']));
     running.push(...workers);
     const [a, b, c] = workers as [RunningProcess, RunningProcess, RunningProcess];
 
@@ -75,9 +75,8 @@ describe('a lab-wide experiment with petri worker processes', () => {
     // Only the SIGKILLed worker's lease expired: heartbeats kept every other lease alive.
     expect(await metric(server.url, 'petri_leases_total{outcome="expired"}')).toBe(1);
     expect(c.output()).toMatch(/accepted: fitness/);
-    expect(c.output()).toMatch(/worker started on tf\.js wasm, 2 threads \(--threads\)/);
+    expect(c.output()).toMatch(/worker started on tf\.js wasm, 1 thread \(--threads\)/);
     expect(b.output()).toMatch(/worker started on tf\.js wasm, 1 thread \(--threads\)/);
-    expect(c.output()).not.toMatch(/single-threaded build instead/);
     c.kill('SIGTERM');
     expect(await c.exited).toBe(0);
   });

@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -87,6 +87,9 @@ describe('petri export and petri worker --when-idle', () => {
     const worker = startPetri(['worker', '--server', server.url, '--when-idle', '--experiment', exp?.id as string, '--cache-dir', join(dir, 'cache')], { PETRI_IDLE_THRESHOLD: threshold });
     running.push(worker);
     await worker.waitFor(/accepted: fitness/, 120_000);
+    // One worker process: tf.js's threaded wasm build, on every core (at most 4), with no fall-back.
+    expect(worker.output()).toMatch(new RegExp(`worker started on tf\\.js wasm, ${Math.min(4, cpus().length)} threads? \\(`));
+    expect(worker.output()).not.toMatch(/single-threaded build instead/);
     // Someone starts working: two processes keep both cores busy.
     load = [0, 1].map(() => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
     await worker.waitFor(/pausing: someone else is using this machine/, 30_000);
