@@ -7,6 +7,8 @@
  *     --population N --workers N --seeds 1,2,3 --runs evolution,random,no-inherit[,pop2,boost,reset]
  *     --out DIR [--data-dir DIR] [--work-dir DIR] [--patience N] [--boost-children N]
  *     [--random-max-chain N] [--max-run-seconds S] [--any-plateau] [--plateau-after N] [--smoke] [--quiet]
+ *   npx tsx bench/search-platform.ts --collect URL --token T --experiment ID --kind K --seeds S --out DIR
+ *     (the report of one experiment on a running server, as far as it got)
  *
  * `evolution`: the paper's tournament with weight inheritance from the
  * linear initial population; `random`: random search (`--selection random`:
@@ -26,8 +28,8 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ensureDataset } from '../server/datasets/index.ts';
-import type { RunResult } from './search/core.ts';
-import { PLATFORM_KINDS, runOnPlatform, type PlatformKind, type PlatformOptions } from './search/platform.ts';
+import { RUN_KINDS, type RunKind, type RunResult } from './search/core.ts';
+import { collectRun, PLATFORM_KINDS, runOnPlatform, type PlatformKind, type PlatformOptions } from './search/platform.ts';
 import { flopsTable, summarise, table, writeReport, type Report } from './search.ts';
 
 async function main(): Promise<void> {
@@ -51,10 +53,18 @@ async function main(): Promise<void> {
       'random-max-chain': { type: 'string' },
       'max-run-seconds': { type: 'string' },
       quiet: { type: 'boolean', default: false },
+      collect: { type: 'string' },
+      token: { type: 'string' },
+      experiment: { type: 'string' },
+      kind: { type: 'string' },
     },
   });
   const out = values.out;
   if (out === undefined) throw new Error('--out DIR is required');
+  if (values.collect !== undefined) {
+    await collect(values, out);
+    return;
+  }
   const smoke = values.smoke;
   const num = (name: string, text: string | undefined, fallback: number): number => {
     const n = text === undefined ? fallback : Number(text);
@@ -119,6 +129,40 @@ async function main(): Promise<void> {
   console.log(table(report));
   console.log(`\n${flopsTable(report)}`);
   console.log(`wrote ${join(out, 'report.json')} and ${join(out, 'progress.svg')} in ${report.wallSeconds.toFixed(0)} s`);
+}
+
+/**
+ * --collect URL --token T --experiment ID --kind K --seeds S: the report of one
+ * experiment on a running server as far as it got (e.g. one stopped early).
+ */
+async function collect(values: { collect?: string; token?: string; experiment?: string; kind?: string; seeds: string; steps?: string; population?: string; dataset: string }, out: string): Promise<void> {
+  const { collect: url, token, experiment, kind } = values;
+  if (url === undefined || token === undefined || experiment === undefined || kind === undefined) {
+    throw new Error('--collect URL needs --token (the admin token), --experiment ID and --kind (evolution, random, ...)');
+  }
+  if (!(RUN_KINDS as readonly string[]).includes(kind)) throw new Error(`unknown --kind '${kind}'; known: ${RUN_KINDS.join(', ')}`);
+  const run = await collectRun({
+    url,
+    token,
+    experimentId: experiment,
+    kind: kind as RunKind,
+    seed: Number(values.seeds),
+    steps: Number(values.steps ?? 150),
+    population: Number(values.population ?? 10),
+    truncated: true,
+  });
+  const report: Report = {
+    format: 'petri-search-report/1',
+    dataset: values.dataset,
+    options: { via: `collected from ${url} (experiment ${experiment})`, stepsPerChild: Number(values.steps ?? 150) },
+    machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memoryGiB: Math.round(totalmem() / 2 ** 30), loadavgAtStart: loadavg(), backend: 'wasm (petri worker)', node: process.version },
+    startedAt: new Date().toISOString(),
+    wallSeconds: run.seconds,
+    runs: [run],
+    summary: summarise([run]),
+  };
+  writeReport(out, report);
+  console.log(table(report));
 }
 
 main().catch((err: unknown) => {

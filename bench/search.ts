@@ -97,7 +97,7 @@ export function table(report: Report): string {
     const b = r.best;
     lines.push(
       `| ${r.kind}${r.kind === 'pop2' ? '' : ` (P=${r.population})`} | ${r.seed} | ${r.trainings} | ${r.totalFlops.toExponential(2)} | ${pct(r.bestValidation)} | ${pct(r.bestTest)} | ` +
-        `${b.convs} conv, ${b.params} params, lr ${b.learningRate}, ${b.stepsTrained} steps | ${r.seconds.toFixed(0)} s${r.truncated ? ' (stopped by --max-run-seconds)' : ''} |`,
+        `${b.convs} conv, ${b.params} params, lr ${b.learningRate}, ${b.stepsTrained} steps | ${r.seconds.toFixed(0)} s${r.truncated ? ' (stopped before its budget)' : ''} |`,
     );
   }
   lines.push('');

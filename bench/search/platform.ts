@@ -161,6 +161,71 @@ export function traceOf(all: readonly PublicIndividual[], inheritWeights: boolea
   return { trace, flops, failed, lineage: inheritWeights ? lineageSteps(order, steps) : new Map(order.map((o) => [o.id, o.failed ? 0 : steps])) };
 }
 
+export interface CollectOptions {
+  readonly url: string;
+  readonly token: string;
+  readonly experimentId: string;
+  readonly kind: RunKind;
+  readonly seed: number;
+  /** Steps per child (for the lineage steps of the best model). */
+  readonly steps: number;
+  readonly population: number;
+  /** When the run started (ms since the epoch), for the trace's seconds; default: the experiment's creation. */
+  readonly startedAt?: number;
+  readonly truncated?: boolean;
+}
+
+/**
+ * A run's result from an experiment on a running server, as far as it got:
+ * the individuals (the server's fitness and compute accounting), the
+ * remedies from its events, and the final report's best model and its test
+ * accuracy (the admin token is needed for that).
+ */
+export async function collectRun(c: CollectOptions): Promise<RunResult> {
+  const base = `${c.url}/api/experiments/${c.experimentId}`;
+  const experiment = await getJson<ExperimentView & { createdAt: number; config: { inheritWeights: boolean; selection: string } }>(base);
+  const individuals = await getJson<PublicIndividual[]>(`${base}/individuals`);
+  const events = await getJson<{ at: number; kind: string; data: { remedy?: 'boost' | 'reset' } }[]>(`${base}/events?after=0`);
+  const final = (await post(`${base}/final`, c.token, { k: 1 })) as FinalView;
+  const best = individuals.find((i) => i.id === final.bestId);
+  if (best === undefined) throw new Error(`the final report's best ${final.bestId} is not in the population of ${c.experimentId}`);
+  const bestDetail = await getJson<PublicIndividual & { dna: Dna }>(`${c.url}/api/individuals/${final.bestId}`);
+  const startedAt = c.startedAt ?? experiment.createdAt;
+  const inherit = experiment.config.inheritWeights && experiment.config.selection !== 'random';
+  const { trace, flops, failed, lineage } = traceOf(individuals, inherit, c.steps, startedAt);
+  const order = joined(individuals);
+  const remedies = events
+    .filter((e) => e.kind === 'remedy' && e.data.remedy !== undefined)
+    .map((e) => ({ kind: e.data.remedy as 'boost' | 'reset', atTraining: order.filter((i) => i.trainedAt <= e.at).length }));
+  const mutationCounts: Partial<Record<MutationName, number>> = {};
+  for (const ind of individuals) for (const m of ind.mutations) mutationCounts[m.name] = (mutationCounts[m.name] ?? 0) + 1;
+  return {
+    kind: c.kind,
+    seed: c.seed,
+    population: c.population,
+    trainings: trace.length,
+    totalFlops: flops,
+    // The final report's best: the best the platform still holds (after a reset it can be below the best
+    // ever trained, whose weights are gone; the trace's `best` is the best ever).
+    bestValidation: best.fitness,
+    bestTest: final.bestTestAccuracy,
+    best: {
+      dna: bestDetail.dna,
+      params: best.params,
+      forwardFlops: best.flops,
+      convs: best.depth,
+      learningRate: best.learningRate,
+      stepsTrained: lineage.get(best.id) ?? c.steps,
+    },
+    diverged: failed,
+    seconds: ((order.at(-1)?.trainedAt ?? startedAt) - startedAt) / 1000,
+    remedies,
+    trace,
+    mutationCounts,
+    truncated: c.truncated ?? false,
+  };
+}
+
 async function stop(proc: RunningProcess | undefined): Promise<void> {
   if (proc === undefined) return;
   proc.kill('SIGTERM');
@@ -180,7 +245,7 @@ export async function runOnPlatform(kind: PlatformKind, seed: number, o: Platfor
   const started = Date.now();
   let server: (RunningProcess & { url: string }) | undefined;
   let worker: RunningProcess | undefined;
-  const remedies: { kind: 'boost' | 'reset'; atTraining: number }[] = [];
+  let remedied = false;
   let truncated = false;
   try {
     server = await startServer(dir, experimentFlags(kind, seed, o));
@@ -204,9 +269,9 @@ export async function runOnPlatform(kind: PlatformKind, seed: number, o: Platfor
           const best = Math.max(0, ...individuals.filter((i) => !i.failed).map((i) => i.fitness));
           o.log?.(`${label} ${trained}/${o.budgetChildren} trained, best ${(100 * best).toFixed(1)}%, ${((Date.now() - started) / 1000).toFixed(0)} s`);
         }
-        if (remedy !== null && remedies.length === 0 && trained >= o.plateauAfter && atPlateau(individuals, o.patience, !o.anyPlateau)) {
+        if (remedy !== null && !remedied && trained >= o.plateauAfter && atPlateau(individuals, o.patience, !o.anyPlateau)) {
           await post(`${url}/api/experiments/${exp.id}/remedy`, token, { remedy });
-          remedies.push({ kind: remedy, atTraining: trained });
+          remedied = true;
           o.log?.(`${label} plateau of evolved networks at training ${trained}: ${remedy} applied`);
         }
         if (o.maxRunSeconds > 0 && Date.now() - started > o.maxRunSeconds * 1000) {
@@ -222,40 +287,8 @@ export async function runOnPlatform(kind: PlatformKind, seed: number, o: Platfor
     );
     await stop(worker);
     worker = undefined;
-    const individuals = await getJson<PublicIndividual[]>(`${url}/api/experiments/${exp.id}/individuals`);
-    const final = (await post(`${url}/api/experiments/${exp.id}/final`, token, { k: 1 })) as FinalView;
-    const best = individuals.find((i) => i.id === final.bestId);
-    const bestDetail = await getJson<PublicIndividual & { dna: Dna }>(`${url}/api/individuals/${final.bestId}`);
-    if (best === undefined) throw new Error(`${label} the final report's best ${final.bestId} is not in the population`);
-    const { trace, flops, failed, lineage } = traceOf(individuals, kind !== 'no-inherit' && kind !== 'random', o.steps, started);
-    const mutationCounts: Partial<Record<MutationName, number>> = {};
-    for (const ind of individuals) for (const m of ind.mutations) mutationCounts[m.name] = (mutationCounts[m.name] ?? 0) + 1;
-    const result: RunResult = {
-      kind,
-      seed,
-      population: kind === 'pop2' ? 2 : o.population,
-      trainings: trace.length,
-      totalFlops: flops,
-      // The final report's best: the best the platform still holds (after a reset it can be below the best
-      // ever trained, whose weights are gone; the trace's `best` is the best ever).
-      bestValidation: best.fitness,
-      bestTest: final.bestTestAccuracy,
-      best: {
-        dna: bestDetail.dna,
-        params: best.params,
-        forwardFlops: best.flops,
-        convs: best.depth,
-        learningRate: best.learningRate,
-        stepsTrained: lineage.get(best.id) ?? o.steps,
-      },
-      diverged: failed,
-      seconds: (Date.now() - started) / 1000,
-      remedies,
-      trace,
-      mutationCounts,
-      truncated,
-    };
-    o.log?.(`${label} done: ${result.trainings} trainings, best val ${(100 * result.bestValidation).toFixed(1)}%, final best ${best.id} val ${(100 * best.fitness).toFixed(1)}% test ${(100 * result.bestTest).toFixed(1)}%, ${result.seconds.toFixed(0)} s`);
+    const result = await collectRun({ url, token, experimentId: exp.id, kind, seed, steps: o.steps, population: kind === 'pop2' ? 2 : o.population, startedAt: started, truncated });
+    o.log?.(`${label} done: ${result.trainings} trainings, best ever val ${(100 * (result.trace.at(-1)?.best ?? 0)).toFixed(1)}%, final best val ${(100 * result.bestValidation).toFixed(1)}% test ${(100 * result.bestTest).toFixed(1)}%, ${result.seconds.toFixed(0)} s`);
     return result;
   } finally {
     await stop(worker);
