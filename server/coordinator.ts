@@ -554,17 +554,8 @@ export class Coordinator {
           fitness = evaluation.accuracy;
           this.metrics.verifications.ok++;
         } catch (err) {
-          const bad = err instanceof BadWeightsError;
-          if (bad) this.metrics.verifications.badWeights++;
-          else this.metrics.verifications.error++;
           const message = `the server could not evaluate these weights: ${err instanceof Error ? err.message : String(err)}`;
-          if (!bad || !this.childIsUnevaluable(task, workerId, message)) {
-            this.refuseResult(workerId, lease, task, bad, message);
-            return;
-          }
-          // Two different workers trained this child and neither's weights evaluate (e.g. non-finite
-          // batch-norm statistics under a finite loss): the child itself fails, like a diverged one,
-          // instead of going back to the queue for ever and getting honest workers quarantined.
+          if (!this.rejectWeights(workerId, lease, task, err instanceof BadWeightsError, message)) return;
           failed = true;
         }
         const probe = evaluation?.probeAccuracy;
@@ -576,14 +567,8 @@ export class Coordinator {
         try {
           decodeWeights(task.dna, new Uint8Array(await readFile(this.deps.weights.path(sha))));
         } catch (err) {
-          const bad = err instanceof WeightsFormatError;
-          if (bad) this.metrics.verifications.badWeights++;
-          else this.metrics.verifications.error++;
           const message = `the server could not read these weights: ${err instanceof Error ? err.message : String(err)}`;
-          if (!bad || !this.childIsUnevaluable(task, workerId, message)) {
-            this.refuseResult(workerId, lease, task, bad, message);
-            return;
-          }
+          if (!this.rejectWeights(workerId, lease, task, err instanceof WeightsFormatError, message)) return;
           failed = true;
         }
         fitness = failed ? 0 : (result.claimedAccuracy ?? 0);
@@ -663,6 +648,20 @@ export class Coordinator {
     if (workersFault) this.recordOffence(workerId);
     else this.log(`server-side verification error for ${task.id}: ${message}`);
     this.deps.send(workerId, { type: 'refused', code: workersFault ? Refusal.BadWeights : Refusal.ServerError, message, leaseId: lease.leaseId });
+  }
+
+  /**
+   * Weights the server could not use (`bad`: the worker's fault, else the server's). Returns false once
+   * the result is refused and the task queued again; true when two different workers' weights for this
+   * child did not evaluate (e.g. non-finite batch-norm statistics under a finite loss): then the child
+   * itself fails, like a diverged one, instead of going round the queue and quarantining honest workers.
+   */
+  private rejectWeights(workerId: string, lease: LeaseEntry, task: TaskRecord, bad: boolean, message: string): boolean {
+    if (bad) this.metrics.verifications.badWeights++;
+    else this.metrics.verifications.error++;
+    if (bad && this.childIsUnevaluable(task, workerId, message)) return true;
+    this.refuseResult(workerId, lease, task, bad, message);
+    return false;
   }
 
   /**
