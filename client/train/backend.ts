@@ -109,10 +109,13 @@ async function tryWasm(): Promise<Attempt> {
   // Tabs stay on one XNNPACK thread for now. With defaultWasmThreads(cores) (2 here), a tab reloaded
   // mid-child once failed to resume its lease within 60 s in the e2e suite on a quiet machine, and the
   // cause is not found yet; `petri worker` (Node) and bench/train.ts use several threads.
+  // On one thread the single-threaded SIMD build is used, as before threads: the threaded build would
+  // still pre-spawn its pthread workers for nothing.
+  if (TAB_WASM_THREADS === 1) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   const started = await startWasmBackend(TAB_WASM_THREADS);
   if (!started.ok) return { ok: false, reason: 'WebAssembly could not start' };
   await smokeTest();
-  const notes = [cores ? `${cores} logical cores` : '', started.threadedBuild ? '' : 'the page is not cross-origin isolated'].filter((n) => n !== '');
+  const notes = [cores ? `${cores} logical cores` : '', started.threadedBuild || TAB_WASM_THREADS === 1 ? '' : 'the page is not cross-origin isolated'].filter((n) => n !== '');
   return {
     ok: true,
     adapter: `CPU via WebAssembly, ${started.threads === 1 ? 'one thread' : `${started.threads} threads`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
