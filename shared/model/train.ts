@@ -9,6 +9,7 @@ import { createRng } from '../evolution/rng.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { BatchStream } from './batches.ts';
 import type { BuiltModel } from './build.ts';
+import { trainingLogits } from './train-graph.ts';
 
 export interface TrainOptions {
   readonly steps: number;
@@ -67,7 +68,7 @@ export async function trainModel(built: BuiltModel, data: ImageSet, options: Tra
         const x = tf.tensor4d(batch.pixels, [batchSize, h, w, c]);
         const y = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), built.dna.numClasses);
         const { value, grads } = tf.variableGrads(() => {
-          const logits = built.logits.apply(x, { training: true }) as tf.Tensor;
+          const logits = trainingLogits(built, x);
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         }, variables);
         trainable.forEach(({ variable, decay }, i) => {

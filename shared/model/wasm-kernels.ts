@@ -42,47 +42,16 @@ import type {
   NamedTensorInfoMap,
   TensorInfo,
 } from '@tensorflow/tfjs';
-
-const BACKEND = 'wasm';
-
-/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
-interface WasmBackendLike {
-  makeOutput(shape: number[], dtype: 'float32' | 'int32' | 'bool'): TensorInfo;
-  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
-  disposeData(dataId: TensorInfo['dataId'], force?: boolean): boolean;
-}
+import { BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
+import { wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
+import { BACKEND, asWasmBackend, f32, free, run, size, type WasmBackendLike } from './wasm-heap.ts';
 
 type Shape4 = [number, number, number, number];
 type ExplicitPads = [[number, number], [number, number], [number, number], [number, number]];
 
-function asWasmBackend(backend: unknown): WasmBackendLike {
-  const b = backend as Partial<WasmBackendLike> | null;
-  if (b == null || typeof b.makeOutput !== 'function' || typeof b.typedArrayFromHeap !== 'function') {
-    throw new Error('wasm training kernels: called with a backend that is not tfjs-backend-wasm');
-  }
-  return b as WasmBackendLike;
-}
-
 function shape4(t: TensorInfo, what: string): Shape4 {
   if (t.shape.length !== 4) throw new Error(`wasm training kernels: ${what} must be rank 4, got [${t.shape.join(',')}]`);
   return t.shape as Shape4;
-}
-
-function f32(backend: WasmBackendLike, t: TensorInfo): Float32Array {
-  const a = backend.typedArrayFromHeap(t);
-  if (!(a instanceof Float32Array)) throw new Error('wasm training kernels: expected a float32 tensor');
-  return a;
-}
-
-/** Runs another wasm kernel on raw TensorInfos; the caller owns the result. */
-function run(backend: WasmBackendLike, name: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
-  const out = tf.getKernel(name, BACKEND).kernelFunc({ inputs, backend, attrs });
-  if (Array.isArray(out)) throw new Error(`wasm training kernels: ${name} returned several outputs`);
-  return out;
-}
-
-function free(backend: WasmBackendLike, ...ts: TensorInfo[]): void {
-  for (const t of ts) backend.disposeData(t.dataId);
 }
 
 function checkNhwc(dataFormat: string, kernel: string): void {
@@ -736,10 +705,6 @@ function registerBatchNormGradient(): void {
   ourBatchNormGrad = config;
 }
 
-function size(shape: readonly number[]): number {
-  return shape.reduce((p, d) => p * d, 1);
-}
-
 // ---------------------------------------------------------------------------
 // Registration
 
@@ -765,6 +730,9 @@ const OURS: readonly OurKernel[] = [
   { name: 'Cast', make: makeCast, replacesNative: true },
   // Not a tf.js kernel: only the FusedBatchNorm gradient registered below calls it.
   { name: BATCH_NORM_GRAD_KERNEL, make: () => batchNormGrad as unknown as KernelFunc, replacesNative: false, withReplacements: true },
+  // Not tf.js kernels: batch-norm-relu.ts (Petri's training graph) calls them where registered.
+  { name: BN_RELU_KERNEL, make: () => wasmBatchNormRelu, replacesNative: false, withReplacements: true },
+  { name: BN_RELU_GRAD_KERNEL, make: () => wasmBatchNormReluGrad, replacesNative: false, withReplacements: true },
 ];
 
 /** Kernel functions we registered, by kernel name (to stay idempotent). */

@@ -1,0 +1,175 @@
+/**
+ * Batch-norm/ReLU passes in 128-bit WebAssembly SIMD, run in place on
+ * tf.js's wasm heap (the module imports the backend's own memory).
+ * JavaScript loops over typed arrays ran these at 3-6 ns per element
+ * (branchy ReLU, per-channel loads); these run a vector of four per step.
+ *
+ * Every function walks `nb` blocks of L floats, L a multiple of 4 (four
+ * rows of C channels: any C works), and reads per-channel coefficients as
+ * arrays of length L (C values repeated four times). Sums go to float64
+ * accumulators of length L, which the caller folds to C. Pointers and
+ * lengths are in bytes; nb > 0.
+ */
+import { Body, I32, V128, assemble } from './simd-asm.ts';
+
+export interface SimdKernels {
+  /** y = max(0, x*a + b). */
+  affineRelu(x: number, y: number, a: number, b: number, lb: number, nb: number): void;
+  /** acc[0, L) += x, acc[L, 2L) += x² (float64). */
+  sums(x: number, lb: number, nb: number, acc: number): void;
+  /** d = y > 0 ? dy : 0; acc[0, L) += d, acc[L, 2L) += d*(x - mean) (float64). */
+  gradSums(x: number, y: number, dy: number, mean: number, lb: number, nb: number, acc: number): void;
+  /** dx = d*k + (x - mean)*p + q with d as above. */
+  gradApply(x: number, y: number, dy: number, mean: number, k: number, p: number, q: number, dx: number, lb: number, nb: number): void;
+}
+
+const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
+
+/** acc(ptr, off) += promote(low or high pair of local v). */
+function accumulate(b: Body, ptr: number, v: number, high: boolean, square: boolean): void {
+  b.get(ptr); // store address
+  b.load(ptr, high ? 16 : 0);
+  b.get(v);
+  if (high) b.get(v).shuffle(HIGH_HALF);
+  b.simd('f64x2.promote_low_f32x4');
+  if (square) {
+    b.get(v);
+    if (high) b.get(v).shuffle(HIGH_HALF);
+    b.simd('f64x2.promote_low_f32x4').simd('f64x2.mul');
+  }
+  b.simd('f64x2.add').store(high ? 16 : 0);
+}
+
+function affineRelu(): Body {
+  // params x0 y1 a2 b3 lb4 nb5; locals pa6 pb7 end8; zero9
+  const b = new Body(6, [{ type: I32, count: 3 }, { type: V128, count: 1 }]);
+  b.f32(0).simd('f32x4.splat').set(9);
+  b.doWhile(() => {
+    b.get(2).set(6).get(3).set(7).get(2).get(4).op('i32.add').set(8);
+    b.doWhile(() => {
+      b.get(1);
+      b.load(0).load(6).simd('f32x4.mul').load(7).simd('f32x4.add').get(9).simd('f32x4.pmax');
+      b.store();
+      b.addTo(0, 16).addTo(1, 16).addTo(6, 16).addTo(7, 16);
+      b.get(6).get(8).op('i32.lt_u');
+    });
+    b.get(5).i32(1).op('i32.sub').tee(5);
+  });
+  return b;
+}
+
+function sums(): Body {
+  // params x0 lb1 nb2 acc3; locals p4 q5 end6; v7
+  const b = new Body(4, [{ type: I32, count: 3 }, { type: V128, count: 1 }]);
+  b.doWhile(() => {
+    b.get(3).set(4).get(3).get(1).get(1).op('i32.add').op('i32.add').tee(5).set(6);
+    b.doWhile(() => {
+      b.load(0).set(7);
+      accumulate(b, 4, 7, false, false);
+      accumulate(b, 4, 7, true, false);
+      accumulate(b, 5, 7, false, true);
+      accumulate(b, 5, 7, true, true);
+      b.addTo(0, 16).addTo(4, 32).addTo(5, 32);
+      b.get(4).get(6).op('i32.lt_u');
+    });
+    b.get(2).i32(1).op('i32.sub').tee(2);
+  });
+  return b;
+}
+
+/** Pushes d = dy & (y > 0) for the pointers in locals y and dy. */
+function masked(b: Body, y: number, dy: number, zero: number): void {
+  b.load(dy).load(y).get(zero).simd('f32x4.gt').simd('v128.and');
+}
+
+function gradSums(): Body {
+  // params x0 y1 dy2 mean3 lb4 nb5 acc6; locals p7 q8 end9 pm10; zero11 d12 t13
+  const b = new Body(7, [{ type: I32, count: 4 }, { type: V128, count: 3 }]);
+  b.f32(0).simd('f32x4.splat').set(11);
+  b.doWhile(() => {
+    b.get(6).set(7).get(6).get(4).get(4).op('i32.add').op('i32.add').tee(8).set(9).get(3).set(10);
+    b.doWhile(() => {
+      masked(b, 1, 2, 11);
+      b.tee(12).load(0).load(10).simd('f32x4.sub').simd('f32x4.mul').set(13);
+      accumulate(b, 7, 12, false, false);
+      accumulate(b, 7, 12, true, false);
+      accumulate(b, 8, 13, false, false);
+      accumulate(b, 8, 13, true, false);
+      b.addTo(0, 16).addTo(1, 16).addTo(2, 16).addTo(10, 16).addTo(7, 32).addTo(8, 32);
+      b.get(7).get(9).op('i32.lt_u');
+    });
+    b.get(5).i32(1).op('i32.sub').tee(5);
+  });
+  return b;
+}
+
+function gradApply(): Body {
+  // params x0 y1 dy2 mean3 k4 p5 q6 dx7 lb8 nb9; locals pm10 pk11 pp12 pq13 end14; zero15
+  const b = new Body(10, [{ type: I32, count: 5 }, { type: V128, count: 1 }]);
+  b.f32(0).simd('f32x4.splat').set(15);
+  b.doWhile(() => {
+    b.get(3).set(10).get(4).set(11).get(5).set(12).get(6).set(13).get(3).get(8).op('i32.add').set(14);
+    b.doWhile(() => {
+      b.get(7);
+      masked(b, 1, 2, 15);
+      b.load(11).simd('f32x4.mul');
+      b.load(0).load(10).simd('f32x4.sub').load(12).simd('f32x4.mul').simd('f32x4.add');
+      b.load(13).simd('f32x4.add');
+      b.store();
+      b.addTo(0, 16).addTo(1, 16).addTo(2, 16).addTo(7, 16).addTo(10, 16).addTo(11, 16).addTo(12, 16).addTo(13, 16);
+      b.get(10).get(14).op('i32.lt_u');
+    });
+    b.get(9).i32(1).op('i32.sub').tee(9);
+  });
+  return b;
+}
+
+/** The module's bytes, importing a shared or an unshared memory. */
+export function simdModuleBytes(sharedMemory: boolean): Uint8Array {
+  return assemble(
+    [
+      { name: 'affineRelu', body: affineRelu() },
+      { name: 'sums', body: sums() },
+      { name: 'gradSums', body: gradSums() },
+      { name: 'gradApply', body: gradApply() },
+    ],
+    sharedMemory,
+  );
+}
+
+/** The parts of the WebAssembly JS API used here (shared/ is typed without DOM or Node globals). */
+export interface WasmMemoryLike {
+  readonly buffer: ArrayBufferLike;
+}
+interface WebAssemblyApi {
+  Memory: abstract new (...args: never[]) => WasmMemoryLike;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { readonly exports: unknown };
+}
+
+/** The WebAssembly API of this runtime, if it has one. */
+export const webAssembly = (globalThis as { WebAssembly?: WebAssemblyApi }).WebAssembly;
+
+const instances = new WeakMap<WasmMemoryLike, SimdKernels | null>();
+
+/**
+ * The kernels bound to a memory (a WebAssembly.Memory), or null where this
+ * WebAssembly has no SIMD or the module does not link (then callers use
+ * their JavaScript loops).
+ */
+export function simdKernelsFor(memory: WasmMemoryLike): SimdKernels | null {
+  const known = instances.get(memory);
+  if (known !== undefined) return known;
+  let kernels: SimdKernels | null = null;
+  try {
+    if (webAssembly === undefined) throw new Error('no WebAssembly');
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const module = new webAssembly.Module(simdModuleBytes(shared));
+    const instance = new webAssembly.Instance(module, { env: { memory } });
+    kernels = instance.exports as SimdKernels;
+  } catch {
+    kernels = null;
+  }
+  instances.set(memory, kernels);
+  return kernels;
+}

@@ -1,0 +1,102 @@
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initNodeBackend } from '../../server/tf-backend.ts';
+import { convChain } from '../evolution/fixtures.ts';
+import { planInheritance } from '../evolution/inheritance.ts';
+import { createRng } from '../evolution/rng.ts';
+import { buildModel, disposeModel, type BuiltModel } from './build.ts';
+import { trainingLogits } from './train-graph.ts';
+import { inheritWeights, readWeights, writeWeights } from './weights.ts';
+
+/** max |a - b| / max |a|. */
+function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
+  expect(got.length).toBe(ref.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    diff = Math.max(diff, Math.abs((ref[i] as number) - (got[i] as number)));
+    scale = Math.max(scale, Math.abs(ref[i] as number));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+// Convs of stride 1 and 2, an identity skip, and a skip that needs the fixed strided 1x1 adapter (4 -> 6 channels).
+const dna = convChain([12, 12, 3], 10, [{ channels: 4 }, { channels: 4 }, { channels: 6, stride: 2 }, { channels: 6, filter: [1, 3] }], [[0, 2], [1, 3], [2, 4]]);
+
+interface Step {
+  loss: number;
+  grads: Float32Array[];
+  weightsAfter: Map<string, Float32Array>;
+}
+
+/** One loss and its gradients with respect to every trainable variable, through `forward`. */
+async function step(built: BuiltModel, forward: (x: tf.Tensor4D) => tf.Tensor): Promise<Step> {
+  const x = tf.tidy(() => tf.mul(tf.randomUniform([6, 12, 12, 3], 0, 1, 'float32', 5), 255) as tf.Tensor4D);
+  const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3, 4, 5], 'int32'), 10);
+  const vars = built.logits.trainableWeights.map((w) => w.read() as tf.Variable);
+  const before = tf.memory().numTensors;
+  const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, forward(x)) as tf.Scalar, vars);
+  const out: Step = {
+    loss: value.dataSync()[0] as number,
+    grads: vars.map((v) => (grads[v.name] as tf.Tensor).dataSync().slice() as Float32Array),
+    weightsAfter: await readWeights(built),
+  };
+  tf.dispose([value, ...Object.values(grads)]);
+  expect(tf.memory().numTensors, 'tensors left behind').toBe(before);
+  tf.dispose([x, y]);
+  return out;
+}
+
+beforeAll(async () => {
+  expect((await initNodeBackend('wasm')).backend).toBe('wasm');
+});
+
+describe('trainingLogits', () => {
+  it.each(['cpu', 'wasm'])('gives the layers model\'s training loss, gradients and moving statistics on %s', async (backend) => {
+    await tf.setBackend(backend);
+    const weights = inheritWeights(planInheritance(null, dna), null, createRng('graph'));
+    const viaLayers = buildModel(dna);
+    const viaPlan = buildModel(dna);
+    writeWeights(viaLayers, weights);
+    writeWeights(viaPlan, weights);
+    const a = await step(viaLayers, (x) => viaLayers.logits.apply(x, { training: true }) as tf.Tensor);
+    const b = await step(viaPlan, (x) => trainingLogits(viaPlan, x));
+    expect(b.loss).toBeCloseTo(a.loss, 5);
+    expect(b.grads.length).toBe(a.grads.length);
+    a.grads.forEach((g, i) => expect(relErr(g, b.grads[i] as Float32Array), `gradient ${i}`).toBeLessThan(1e-4));
+    let moved = 0;
+    for (const [key, values] of a.weightsAfter) {
+      expect(relErr(values, b.weightsAfter.get(key) as Float32Array), key).toBeLessThan(1e-5);
+      if (key.endsWith('moving_mean') && relErr(weights.get(key) as Float32Array, values) > 1e-3) moved++;
+    }
+    // The moving statistics did move (so the comparison above means something).
+    expect(moved).toBeGreaterThan(0);
+    disposeModel(viaLayers);
+    disposeModel(viaPlan);
+    await tf.setBackend('wasm');
+  });
+
+  it('skips the gradient towards the images and the fixed adapters\' filter gradients', async () => {
+    const built = buildModel(dna);
+    const x = tf.zeros([2, 12, 12, 3]) as tf.Tensor4D;
+    const vars = built.logits.trainableWeights.map((w) => w.read() as tf.Variable);
+    const count = async (forward: () => tf.Tensor) => {
+      const profile = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(forward()) as tf.Scalar, vars);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      const calls = (name: string) => profile.kernels.filter((k) => k.name === name).length;
+      return { input: calls('Conv2DBackpropInput'), filter: calls('Conv2DBackpropFilter') };
+    };
+    const layers = await count(() => built.logits.apply(x, { training: true }) as tf.Tensor);
+    const plan = await count(() => trainingLogits(built, x));
+    // Four DNA convs (e2 on the images, e4, e6, e8) and three adapters (adapt_e9 on the images,
+    // adapt_e10, adapt_e11). The layers model computes both gradients of every conv on the path from
+    // a variable (all but adapt_e9); the plan only the filter gradients of the four DNA convs and the
+    // input gradients of the five convs whose input depends on a variable.
+    expect(layers).toEqual({ input: 6, filter: 6 });
+    expect(plan).toEqual({ input: 5, filter: 4 });
+    x.dispose();
+    disposeModel(built);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * The training forward pass of a built model, run with plain tf.js ops over
+ * its plan (build.ts) instead of through the layers model. Same layers, same
+ * variables, same result; two things make it cheaper to differentiate:
+ *
+ * - convolutions are plain `conv2d`, whose gradient computes only what is
+ *   asked for. tf.js layers run `fused.conv2d` even in training, and its
+ *   gradient always computes both the input and the filter gradient: the
+ *   first conv's input gradient (towards the images) and the fixed skip
+ *   adapters' filter gradients were computed for nothing;
+ * - batch norm and ReLU are one op with a closed-form gradient
+ *   (batch-norm-relu.ts) instead of autodiff through tf.moments.
+ *
+ * Batch-norm moving statistics are updated as tf.js layers update them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { batchNormRelu } from './batch-norm-relu.ts';
+import { BN_EPSILON, BN_MOMENTUM, type BuiltModel } from './build.ts';
+
+/** A layer's weight variable (LayerVariable: read() is the tf.Variable, write() assigns). */
+interface LayerWeight {
+  read(): tf.Variable;
+  write(value: tf.Tensor): unknown;
+}
+
+function weight(layer: tf.layers.Layer, index: number): LayerWeight {
+  const w = layer.weights[index] as unknown as LayerWeight | undefined;
+  if (w === undefined) throw new Error(`layer ${layer.name} has no weight ${index}`);
+  return w;
+}
+
+/** new = old - (old - batch) * (1 - momentum), as tf.js layers' BatchNormalization does. */
+function movingAverage(w: LayerWeight, batch: tf.Tensor, momentum: number): void {
+  tf.tidy(() => {
+    const old = w.read();
+    w.write(tf.sub(old, tf.mul(tf.sub(old, batch), 1 - momentum)));
+  });
+}
+
+/**
+ * Logits of a batch of raw pixels ([n, h, w, c] in [0, 255]) in training
+ * mode; updates the batch-norm moving statistics. Call it inside the
+ * gradient function of a training step.
+ */
+export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
+  const { plan } = built;
+  const values = new Map<string, tf.Tensor>([[plan.input, tf.add(tf.mul(x, plan.rescale.scale), plan.rescale.offset)]]);
+  const valueOf = (id: string): tf.Tensor => {
+    const v = values.get(id);
+    if (v === undefined) throw new Error(`vertex ${id} is not computed yet`);
+    return v;
+  };
+  for (const vertex of plan.vertices) {
+    const inputs = vertex.inputs.map(({ from, conv, stride }) => {
+      const source = valueOf(from);
+      if (conv === null) return source;
+      return tf.conv2d(source as tf.Tensor4D, weight(conv, 0).read() as tf.Tensor4D, stride, 'same');
+    });
+    let value = inputs.length === 1 ? (inputs[0] as tf.Tensor) : tf.addN(inputs);
+    if (vertex.bn !== null) {
+      const { y, mean, variance } = batchNormRelu(value, weight(vertex.bn, 0).read(), weight(vertex.bn, 1).read(), BN_EPSILON);
+      try {
+        movingAverage(weight(vertex.bn, 2), mean, BN_MOMENTUM);
+        movingAverage(weight(vertex.bn, 3), variance, BN_MOMENTUM);
+      } finally {
+        mean.dispose();
+        variance.dispose();
+      }
+      value = y;
+    }
+    values.set(vertex.id, value);
+  }
+  const pooled = tf.mean(valueOf(plan.output), [1, 2]);
+  const kernel = weight(plan.classifier, 0).read();
+  const bias = weight(plan.classifier, 1).read();
+  return tf.add(tf.matMul(pooled as tf.Tensor2D, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
+}

@@ -1,0 +1,49 @@
+/**
+ * Helpers for kernels that work on tfjs-backend-wasm's heap directly: the
+ * backend's outputs as typed-array views, other wasm kernels called on raw
+ * TensorInfos (no engine tensors), and freeing what they made.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+
+export const BACKEND = 'wasm';
+
+/** The part of tfjs-backend-wasm's BackendWasm these kernels use. */
+export interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: 'float32' | 'int32' | 'bool'): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array | Int32Array | Uint8Array;
+  disposeData(dataId: TensorInfo['dataId'], force?: boolean): boolean;
+}
+
+export function asWasmBackend(backend: unknown): WasmBackendLike {
+  const b = backend as Partial<WasmBackendLike> | null;
+  if (b == null || typeof b.makeOutput !== 'function' || typeof b.typedArrayFromHeap !== 'function') {
+    throw new Error('wasm training kernels: called with a backend that is not tfjs-backend-wasm');
+  }
+  return b as WasmBackendLike;
+}
+
+/**
+ * A float32 view of a tensor on the heap. Take views only after the last
+ * allocation: a heap growth detaches the views made before it.
+ */
+export function f32(backend: WasmBackendLike, t: TensorInfo): Float32Array {
+  const a = backend.typedArrayFromHeap(t);
+  if (!(a instanceof Float32Array)) throw new Error('wasm training kernels: expected a float32 tensor');
+  return a;
+}
+
+/** Runs another wasm kernel on raw TensorInfos; the caller owns the result. */
+export function run(backend: WasmBackendLike, name: string, inputs: NamedTensorInfoMap, attrs: NamedAttrMap = {}): TensorInfo {
+  const out = tf.getKernel(name, BACKEND).kernelFunc({ inputs, backend, attrs });
+  if (Array.isArray(out)) throw new Error(`wasm training kernels: ${name} returned several outputs`);
+  return out;
+}
+
+export function free(backend: WasmBackendLike, ...ts: TensorInfo[]): void {
+  for (const t of ts) backend.disposeData(t.dataId);
+}
+
+export function size(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
