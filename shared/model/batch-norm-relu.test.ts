@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { batchNormRelu, BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { simdKernelsFor, simdModuleBytes } from './simd-kernels.ts';
-import { simdSwitch } from './wasm-batch-norm-relu.ts';
+import { simdSwitch } from './wasm-heap.ts';
 
 /** Deterministic values in [-1, 1). */
 function values(n: number, seed: number): Float32Array {

@@ -59,19 +59,30 @@ const SIMD = {
 const OP = {
   block: 0x02,
   loop: 0x03,
+  if: 0x04,
+  else: 0x05,
   end: 0x0b,
+  br: 0x0c,
   br_if: 0x0d,
   'local.get': 0x20,
   'local.set': 0x21,
   'local.tee': 0x22,
   'i32.const': 0x41,
   'i32.eqz': 0x45,
+  'i32.eq': 0x46,
+  'i32.ne': 0x47,
+  'i32.lt_s': 0x48,
   'i32.lt_u': 0x49,
+  'i32.ge_s': 0x4e,
   'i32.add': 0x6a,
   'i32.sub': 0x6b,
   'i32.mul': 0x6c,
+  'i32.or': 0x72,
   'f32.const': 0x43,
 } as const;
+
+/** Scalar loads and stores (a memarg follows). */
+const MEMORY_OP = { 'f32.load': 0x2a, 'f32.store': 0x38 } as const;
 
 /** A function body under construction; every method appends and returns `this`. */
 export class Body {
@@ -126,6 +137,36 @@ export class Body {
       uleb(memory.align, this.bytes);
       uleb(memory.offset, this.bytes);
     }
+    return this;
+  }
+
+  /** f32.load / f32.store with a constant byte offset (the address, and for a store the value, on the stack). */
+  mem(name: keyof typeof MEMORY_OP, offset = 0): this {
+    this.bytes.push(MEMORY_OP[name]);
+    uleb(2, this.bytes);
+    uleb(offset, this.bytes);
+    return this;
+  }
+
+  /** `while (cond) body`: cond leaves an i32 on the stack. */
+  whileLoop(cond: (b: this) => void, body: (b: this) => void): this {
+    this.bytes.push(OP.block, 0x40, OP.loop, 0x40);
+    cond(this);
+    this.bytes.push(OP['i32.eqz'], OP.br_if, 1);
+    body(this);
+    this.bytes.push(OP.br, 0, OP.end, OP.end);
+    return this;
+  }
+
+  /** `if (i32 on the stack) then [else otherwise]`. Branch depths inside grow by one. */
+  ifElse(then: (b: this) => void, otherwise?: (b: this) => void): this {
+    this.bytes.push(OP.if, 0x40);
+    then(this);
+    if (otherwise !== undefined) {
+      this.bytes.push(OP.else);
+      otherwise(this);
+    }
+    this.bytes.push(OP.end);
     return this;
   }
 

@@ -7,13 +7,9 @@
  * replace about twenty activation-sized tf.js kernels per layer and step.
  */
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
-import { simdKernelsFor, webAssembly, type SimdKernels } from './simd-kernels.ts';
-import { asWasmBackend, f32, size, type WasmBackendLike } from './wasm-heap.ts';
+import { asWasmBackend, f32, simdFor, size } from './wasm-heap.ts';
 
 type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
-
-/** Tests turn the SIMD passes off to check the JavaScript loops against them, and count the kernel calls that used SIMD. */
-export const simdSwitch = { enabled: true, used: 0 };
 
 function channelsOf(x: TensorInfo, kernel: string, perChannel: readonly (TensorInfo | undefined)[]): number {
   const c = x.shape[x.shape.length - 1] ?? 0;
@@ -26,17 +22,6 @@ function channelsOf(x: TensorInfo, kernel: string, perChannel: readonly (TensorI
     }
   }
   return c;
-}
-
-/** The SIMD kernels over the backend's own memory, if it can be found and they link. */
-function simdOver(backend: WasmBackendLike, view: Float32Array): SimdKernels | null {
-  if (!simdSwitch.enabled) return null;
-  const module = (backend as { wasm?: { wasmMemory?: unknown; asm?: { memory?: unknown } } }).wasm;
-  const memory = module?.wasmMemory ?? module?.asm?.memory;
-  if (webAssembly === undefined || !(memory instanceof webAssembly.Memory) || memory.buffer !== view.buffer) return null;
-  const kernels = simdKernelsFor(memory);
-  if (kernels !== null) simdSwitch.used++;
-  return kernels;
 }
 
 /** Per-channel coefficients repeated four times (one SIMD block of four rows) into `dst` at `at`. */
@@ -72,7 +57,7 @@ function batchNormRelu(args: KernelArgs): TensorInfo[] {
     const xv = f32(backend, x);
     const yv = f32(backend, y);
     const sv = f32(backend, scratch);
-    const simd = simdOver(backend, xv);
+    const simd = simdFor(backend, xv);
     const blocks = simd === null ? 0 : Math.floor(m / 4);
     const s1 = new Float64Array(c);
     const s2 = new Float64Array(c);
@@ -145,7 +130,7 @@ function batchNormReluGrad(args: KernelArgs): TensorInfo[] {
     const dxv = f32(backend, dx);
     const sv = f32(backend, scratch);
     const mu = f32(backend, mean as TensorInfo);
-    const simd = simdOver(backend, xv);
+    const simd = simdFor(backend, xv);
     const blocks = simd === null ? 0 : Math.floor(m / 4);
     const sumDy = new Float64Array(c);
     const sumDyX = new Float64Array(c);

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
+import { simdKernelsFor, webAssembly, type SimdKernels } from './simd-kernels.ts';
 
 export const BACKEND = 'wasm';
 
@@ -46,4 +47,18 @@ export function free(backend: WasmBackendLike, ...ts: TensorInfo[]): void {
 
 export function size(shape: readonly number[]): number {
   return shape.reduce((p, d) => p * d, 1);
+}
+
+/** Tests turn Petri's SIMD passes off to check the paths without them, and count the kernel calls that used them. */
+export const simdSwitch = { enabled: true, used: 0 };
+
+/** Petri's SIMD kernels (simd-kernels.ts) over the backend's own memory, if it can be found and they link. */
+export function simdFor(backend: WasmBackendLike, view: Float32Array): SimdKernels | null {
+  if (!simdSwitch.enabled) return null;
+  const module = (backend as { wasm?: { wasmMemory?: unknown; asm?: { memory?: unknown } } }).wasm;
+  const memory = module?.wasmMemory ?? module?.asm?.memory;
+  if (webAssembly === undefined || !(memory instanceof webAssembly.Memory) || memory.buffer !== view.buffer) return null;
+  const kernels = simdKernelsFor(memory);
+  if (kernels !== null) simdSwitch.used++;
+  return kernels;
 }

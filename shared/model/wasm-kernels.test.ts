@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
-import { BATCH_NORM_GRAD_KERNEL, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
+import { BATCH_NORM_GRAD_KERNEL, im2colLimit, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
+import { simdSwitch } from './wasm-heap.ts';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
@@ -133,13 +134,26 @@ describe('conv2d gradients on wasm match cpu', () => {
     [[1, 9, 9, 2], [3, 3, 2, 3], 2, [[0, 0], [2, 1], [0, 0], [0, 0]]],
   ];
 
+  // Each case on wasm three ways: as it runs (the filter gradient as an im2col GEMM built with
+  // Petri's SIMD gather), with the im2col matrix limited to one image per GEMM (chunks summed), and
+  // without the SIMD kernels (the correlation readings).
   it.each(cases)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
     const cpu = await convGrads('cpu', xShape, fShape, strides, pad);
+    const used = simdSwitch.used;
     const wasm = await convGrads('wasm', xShape, fShape, strides, pad);
-    expect(track(relErr(cpu.dx, wasm.dx))).toBeLessThan(1e-4);
-    expect(track(relErr(cpu.df, wasm.df))).toBeLessThan(1e-4);
-    expect(wasm.leaked).toBe(0);
-    expect(wasm.leakedIds).toBe(0);
+    const pointwise = fShape[0] === 1 && fShape[1] === 1;
+    if (!pointwise) expect(simdSwitch.used, 'the im2col path ran').toBeGreaterThan(used);
+    const limit = im2colLimit.maxFloats;
+    im2colLimit.maxFloats = 1;
+    const chunked = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { im2colLimit.maxFloats = limit; });
+    simdSwitch.enabled = false;
+    const plain = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { simdSwitch.enabled = true; });
+    for (const got of [wasm, chunked, plain]) {
+      expect(track(relErr(cpu.dx, got.dx))).toBeLessThan(1e-4);
+      expect(track(relErr(cpu.df, got.df))).toBeLessThan(1e-4);
+      expect(got.leaked).toBe(0);
+      expect(got.leakedIds).toBe(0);
+    }
   });
 
   it('rejects NCHW with a clear message', async () => {

@@ -44,7 +44,7 @@ import type {
 } from '@tensorflow/tfjs';
 import { BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
-import { BACKEND, asWasmBackend, f32, free, run, size, type WasmBackendLike } from './wasm-heap.ts';
+import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
 
 type Shape4 = [number, number, number, number];
 type ExplicitPads = [[number, number], [number, number], [number, number], [number, number]];
@@ -148,6 +148,8 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
   if (fh === 1 && fw === 1 && top === 0 && left === 0 && bottom <= 0 && right <= 0) {
     return filterGradPointwise(backend, x, dy, sh, sw);
   }
+  const im2col = filterGradIm2col(backend, x, dy, fh, fw, sh, sw, top, left);
+  if (im2col !== null) return im2col;
   if (sh === 1 && sw === 1 && ci < co && top < fh && left < fw && bottom >= 0 && right >= 0) {
     return filterGradOutputAsBatch(backend, x, dy, fh, fw, top, left);
   }
@@ -168,6 +170,82 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
   const dw = run(backend, 'Transpose', { x: corr }, { perm: [1, 2, 0, 3] });
   free(backend, corr);
   return dw;
+}
+
+/** Largest transposed im2col matrix built at once (floats; 64 MiB): bigger batches go in chunks of images. Tests lower it. */
+export const im2colLimit = { maxFloats: 16 * 1024 * 1024 };
+
+/** Output positions t (0 <= t < out) whose input index t*stride + offset lies in [0, size). */
+function validRange(out: number, stride: number, offset: number, inSize: number): [number, number] {
+  const t0 = Math.min(out, Math.max(0, Math.ceil(-offset / stride)));
+  const t1 = Math.min(out, Math.max(t0, Math.floor((inSize - 1 - offset) / stride) + 1));
+  return [t0, t1];
+}
+
+/**
+ * dW = Aᵀ·dY as one GEMM on XNNPACK (BatchMatMul with no transposed
+ * operand), with Aᵀ [fh*fw*Ci, N*oh*ow] the transposed im2col matrix of X:
+ * row (a, b, i) holds X[n, y*s+a-top, x*s+b-left, i] for every output
+ * position (n, y, x), zero in the padding. Aᵀ is written by the SIMD
+ * gather (simd-kernels.ts im2colTap) from X with the channels first. The
+ * GEMM's inner dimension is the whole batch of output positions, where
+ * the correlation readings below contract only the batch (50) per tap;
+ * measured 1.5-3x faster than them. Null where the SIMD kernels are not
+ * available.
+ */
+function filterGradIm2col(
+  backend: WasmBackendLike, x: TensorInfo, dy: TensorInfo, fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+): TensorInfo | null {
+  const [n, h, w, ci] = x.shape as Shape4;
+  const [, oh, ow, co] = dy.shape as Shape4;
+  const simd = simdFor(backend, f32(backend, x));
+  if (simd === null) return null;
+  const taps = fh * fw * ci;
+  const chunk = Math.max(1, Math.min(n, Math.floor(im2colLimit.maxFloats / Math.max(1, taps * oh * ow))));
+  const flat = run(backend, 'Reshape', { x }, { shape: [n * h * w, ci] });
+  const xT = run(backend, 'Transpose', { x: flat }, { perm: [1, 0] });
+  free(backend, flat);
+  let dw: TensorInfo | null = null;
+  try {
+    for (let n0 = 0; n0 < n; n0 += chunk) {
+      const nc = Math.min(chunk, n - n0);
+      const p = nc * oh * ow;
+      const at = backend.makeOutput([taps, p], 'float32');
+      // Views after the allocation.
+      const src = f32(backend, xT).byteOffset;
+      const dst = f32(backend, at).byteOffset;
+      for (let a = 0; a < fh; a++) {
+        const [y0, y1] = validRange(oh, sh, a - top, h);
+        for (let b = 0; b < fw; b++) {
+          const [x0, x1] = validRange(ow, sw, b - left, w);
+          for (let c = 0; c < ci; c++) {
+            simd.im2colTap(
+              src + 4 * ((c * n + n0) * h * w + (a - top) * w + (b - left)),
+              dst + 4 * ((a * fw + b) * ci + c) * p,
+              nc, 4 * h * w, oh, ow, 4 * sh * w, 4 * sw, y0, y1, x0, x1,
+            );
+          }
+        }
+      }
+      const dyPart = nc === n ? dy : run(backend, 'Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [nc, oh, ow, co] });
+      const dy2 = run(backend, 'Reshape', { x: dyPart }, { shape: [p, co] });
+      if (dyPart !== dy) free(backend, dyPart);
+      const prod = run(backend, 'BatchMatMul', { a: at, b: dy2 }, { transposeA: false, transposeB: false });
+      free(backend, at, dy2);
+      if (dw === null) {
+        dw = prod;
+      } else {
+        const sum = run(backend, 'Add', { a: dw, b: prod });
+        free(backend, dw, prod);
+        dw = sum;
+      }
+    }
+  } finally {
+    free(backend, xT);
+  }
+  const out = run(backend, 'Reshape', { x: dw as TensorInfo }, { shape: [fh, fw, ci, co] });
+  free(backend, dw as TensorInfo);
+  return out;
 }
 
 /**
