@@ -26,6 +26,11 @@ export interface SimdKernels {
     src: number, dst: number, planes: number, planeBytes: number, oh: number, ow: number,
     rowStepBytes: number, colStepBytes: number, y0: number, y1: number, x0: number, x1: number,
   ): void;
+  /** See {@link copyRuns}; strides in bytes. */
+  copyRuns(
+    src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
+    runs: number, runBytes: number, srcRunBytes: number, dstRunBytes: number,
+  ): void;
 }
 
 const HIGH_HALF = [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -197,6 +202,47 @@ function im2colTap(): Body {
   return b;
 }
 
+/**
+ * A 2-D grid of runs copied from src to dst: rows x runs, each run
+ * `runBytes` long (a multiple of 4), at the given byte strides. Sixteen
+ * bytes per step, then floats.
+ */
+function copyRuns(): Body {
+  // params src0 dst1 rows2 srcRow3 dstRow4 runs5 runBytes6 srcRun7 dstRun8; locals r9 s10 d11 k12
+  const b = new Body(9, [{ type: I32, count: 4 }]);
+  b.whileLoop(
+    () => { b.get(2); },
+    () => {
+      b.get(0).set(10).get(1).set(11).get(5).set(9);
+      b.whileLoop(
+        () => { b.get(9); },
+        () => {
+          b.i32(0).set(12);
+          b.whileLoop(
+            () => { b.get(12).i32(16).op('i32.add').get(6).op('i32.lt_s').get(12).i32(16).op('i32.add').get(6).op('i32.eq').op('i32.or'); },
+            () => {
+              b.get(11).get(12).op('i32.add').get(10).get(12).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).store();
+              b.addTo(12, 16);
+            },
+          );
+          b.whileLoop(
+            () => { b.get(12).get(6).op('i32.lt_s'); },
+            () => {
+              b.get(11).get(12).op('i32.add').get(10).get(12).op('i32.add').mem('f32.load').mem('f32.store');
+              b.addTo(12, 4);
+            },
+          );
+          b.addLocal(10, 7).addLocal(11, 8);
+          b.get(9).i32(1).op('i32.sub').set(9);
+        },
+      );
+      b.addLocal(0, 3).addLocal(1, 4);
+      b.get(2).i32(1).op('i32.sub').set(2);
+    },
+  );
+  return b;
+}
+
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array {
   return assemble(
@@ -206,6 +252,7 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array {
       { name: 'gradSums', body: gradSums() },
       { name: 'gradApply', body: gradApply() },
       { name: 'im2colTap', body: im2colTap() },
+      { name: 'copyRuns', body: copyRuns() },
     ],
     sharedMemory,
   );

@@ -431,8 +431,7 @@ function conv2dBackpropInput(args: { inputs: NamedTensorInfoMap; backend: unknow
         const g = subFilter(pr, pc);
         const part = conv(backend, dy, g, [pr.padBefore, pr.padAfter, pc.padBefore, pc.padAfter]);
         free(backend, g);
-        // Views are taken after the allocation: heap growth detaches old ones.
-        scatterPhase(f32(backend, part), part.shape as Shape4, f32(backend, dx), inputShape, pr, pc, sh, sw, top, left);
+        scatterPhase(backend, part, dx, inputShape, pr, pc, sh, sw, top, left);
         free(backend, part);
       }
     }
@@ -448,14 +447,26 @@ function phaseLength(p: Phase, outSize: number): number {
 }
 
 function scatterPhase(
-  src: Float32Array, srcShape: Shape4, dst: Float32Array, dstShape: Shape4,
+  backend: WasmBackendLike, part: TensorInfo, dx: TensorInfo, dstShape: Shape4,
   pr: Phase, pc: Phase, sh: number, sw: number, top: number, left: number,
 ): void {
+  // Views after the allocations: heap growth detaches old ones.
+  const src = f32(backend, part);
+  const dst = f32(backend, dx);
   const [n, h, w, c] = dstShape;
-  const [, lh, lw] = srcShape;
+  const [, lh, lw] = part.shape as Shape4;
   const ncols = pc.q1 - pc.q0 + 1;
   const x0 = pc.q0 * sw + pc.r - left;
+  const simd = sw === 1 ? null : simdFor(backend, src);
   for (let b = 0; b < n; b++) {
+    if (simd !== null) {
+      // Every row of this image's phase: runs of c floats, sw*c apart in dX.
+      const rows = pr.q1 - pr.q0 + 1;
+      const s = ((b * lh + (pr.q0 - pr.qStart)) * lw + (pc.q0 - pc.qStart)) * c;
+      const d = ((b * h + pr.q0 * sh + pr.r - top) * w + x0) * c;
+      simd.copyRuns(src.byteOffset + 4 * s, dst.byteOffset + 4 * d, rows, 4 * lw * c, 4 * sh * w * c, ncols, 4 * c, 4 * c, 4 * sw * c);
+      continue;
+    }
     for (let q = pr.q0; q <= pr.q1; q++) {
       const y = q * sh + pr.r - top;
       let s = ((b * lh + (q - pr.qStart)) * lw + (pc.q0 - pc.qStart)) * c;
