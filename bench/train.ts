@@ -239,9 +239,12 @@ async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], pl
   targets = targets.filter((t) => t.threads === undefined);
   let init: ((b: 'wasm' | 'cpu') => Promise<{ backend: string; reason?: string; threads?: number }>) | undefined;
   let measure: ((dna: Dna, plan: MeasurePlan) => Promise<CellResult>) | undefined;
+  let petriSimdActive: (() => boolean) | undefined;
+  const simdNote = (): string => (petriSimdActive === undefined ? '' : `, Petri SIMD kernels ${petriSimdActive() ? 'on' : 'off'}`);
   let loadError: string | undefined;
   try {
     ({ initNodeBackend: init } = await import('../server/tf-backend.ts'));
+    ({ petriSimdActive } = await import('../shared/model/wasm-heap.ts'));
     ({ measureCellChecked: measure } = await import('./lib/train-measure.ts'));
   } catch (err) {
     loadError = `cannot load the Node tf.js backend: ${message(err)}`;
@@ -257,8 +260,8 @@ async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], pl
           target.backend !== 'wasm'
             ? 'pure JavaScript'
             : info.threads !== undefined
-              ? `Node: threaded SIMD build, XNNPACK threads=${info.threads} (server/wasm-node-threads.ts)`
-              : 'Node: single-threaded SIMD build (what tf.js itself runs in Node)';
+              ? `Node: threaded SIMD build, XNNPACK threads=${info.threads} (server/wasm-node-threads.ts)${simdNote()}`
+              : `Node: single-threaded SIMD build (what tf.js itself runs in Node)${simdNote()}`;
       } catch (err) {
         failure = message(err);
       }

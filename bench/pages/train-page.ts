@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { parseDna } from '../../shared/evolution/validate.ts';
 import { registerWasmTrainingKernels } from '../../shared/model/wasm-kernels.ts';
+import { petriSimdActive } from '../../shared/model/wasm-heap.ts';
 import { startWasmBackend } from '../../shared/model/wasm-threads.ts';
 import { measureCellChecked, type CellResult, type MeasurePlan } from '../lib/train-measure.ts';
 
@@ -31,7 +32,7 @@ async function describe(backend: string): Promise<string> {
       .getEntriesByType('resource')
       .map((e) => e.name.split('/').pop() ?? '')
       .filter((n) => n.endsWith('.wasm'));
-    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}`;
+    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}, Petri SIMD kernels=${petriSimdActive() ? 'on' : 'off'}`;
   }
   if (backend === 'webgl') {
     const gl = document.createElement('canvas').getContext('webgl2');

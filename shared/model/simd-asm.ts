@@ -231,7 +231,7 @@ function section(id: number, content: number[], out: number[]): void {
  * A module importing `env.memory` (shared or not, to match the memory it
  * will be given) and exporting the functions by name.
  */
-export function assemble(functions: readonly { name: string; body: Body }[], sharedMemory: boolean): Uint8Array {
+export function assemble(functions: readonly { name: string; body: Body }[], sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   const out = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   // One type per distinct parameter count; all parameters i32, no results.
   const arities = [...new Set(functions.map((f) => f.body.params))];

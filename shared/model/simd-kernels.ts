@@ -244,7 +244,7 @@ function copyRuns(): Body {
 }
 
 /** The module's bytes, importing a shared or an unshared memory. */
-export function simdModuleBytes(sharedMemory: boolean): Uint8Array {
+export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   return assemble(
     [
       { name: 'affineRelu', body: affineRelu() },

@@ -55,10 +55,26 @@ export const simdSwitch = { enabled: true, used: 0 };
 /** Petri's SIMD kernels (simd-kernels.ts) over the backend's own memory, if it can be found and they link. */
 export function simdFor(backend: WasmBackendLike, view: Float32Array): SimdKernels | null {
   if (!simdSwitch.enabled) return null;
+  const kernels = linkedSimd(backend, view);
+  if (kernels !== null) simdSwitch.used++;
+  return kernels;
+}
+
+function linkedSimd(backend: WasmBackendLike, view: Float32Array): SimdKernels | null {
   const module = (backend as { wasm?: { wasmMemory?: unknown; asm?: { memory?: unknown } } }).wasm;
   const memory = module?.wasmMemory ?? module?.asm?.memory;
   if (webAssembly === undefined || !(memory instanceof webAssembly.Memory) || memory.buffer !== view.buffer) return null;
-  const kernels = simdKernelsFor(memory);
-  if (kernels !== null) simdSwitch.used++;
-  return kernels;
+  return simdKernelsFor(memory);
+}
+
+/** Whether Petri's SIMD kernels run on the current tf.js backend (false on any backend but wasm). */
+export function petriSimdActive(): boolean {
+  if (tf.getBackend() !== BACKEND || !simdSwitch.enabled) return false;
+  const backend = asWasmBackend(tf.backend());
+  const probe = backend.makeOutput([4], 'float32');
+  try {
+    return linkedSimd(backend, f32(backend, probe)) !== null;
+  } finally {
+    free(backend, probe);
+  }
 }
