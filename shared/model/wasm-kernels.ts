@@ -227,9 +227,14 @@ function filterGradIm2col(
           }
         }
       }
-      const dyPart = nc === n ? dy : run(backend, 'Slice', { x: dy }, { begin: [n0, 0, 0, 0], size: [nc, oh, ow, co] });
-      const dy2 = run(backend, 'Reshape', { x: dyPart }, { shape: [p, co] });
-      if (dyPart !== dy) free(backend, dyPart);
+      let dy2: TensorInfo;
+      if (nc === n) {
+        dy2 = run(backend, 'Reshape', { x: dy }, { shape: [p, co] });
+      } else {
+        // These images' rows of dY are contiguous: a block copy (the backend's 4-D Slice is a slow loop).
+        dy2 = backend.makeOutput([p, co], 'float32');
+        f32(backend, dy2).set(f32(backend, dy).subarray(n0 * oh * ow * co, (n0 + nc) * oh * ow * co));
+      }
       const prod = run(backend, 'BatchMatMul', { a: at, b: dy2 }, { transposeA: false, transposeB: false });
       free(backend, at, dy2);
       if (dw === null) {
