@@ -26,6 +26,8 @@ export interface SimdKernels {
     src: number, dst: number, planes: number, planeBytes: number, oh: number, ow: number,
     rowStepBytes: number, colStepBytes: number, y0: number, y1: number, x0: number, x1: number,
   ): void;
+  /** See {@link sgdMomentum}. */
+  sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
   /** See {@link copyRuns}; strides in bytes. */
   copyRuns(
     src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
@@ -243,6 +245,34 @@ function copyRuns(): Body {
   return b;
 }
 
+/**
+ * SGD with momentum and weight decay over `n4` blocks of four floats, in
+ * the order and float32 rounding of tf.js ops: g' = g + w*wd,
+ * v' = v*momentum + g', w' = w - v'*lr. `coef` points at [lr, momentum, wd].
+ */
+function sgdMomentum(): Body {
+  // params w0 v1 g2 w'3 v'4 n4_5 coef6; locals lr7 mom8 wd9 vel10 (v128)
+  const b = new Body(7, [{ type: V128, count: 4 }]);
+  b.get(6).mem('f32.load', 0).simd('f32x4.splat').set(7);
+  b.get(6).mem('f32.load', 4).simd('f32x4.splat').set(8);
+  b.get(6).mem('f32.load', 8).simd('f32x4.splat').set(9);
+  b.whileLoop(
+    () => { b.get(5); },
+    () => {
+      // v' = v*momentum + (g + w*wd)
+      b.get(4);
+      b.load(1).get(8).simd('f32x4.mul');
+      b.load(2).load(0).get(9).simd('f32x4.mul').simd('f32x4.add');
+      b.simd('f32x4.add').tee(10).store();
+      // w' = w - v'*lr
+      b.get(3).load(0).get(10).get(7).simd('f32x4.mul').simd('f32x4.sub').store();
+      b.addTo(0, 16).addTo(1, 16).addTo(2, 16).addTo(3, 16).addTo(4, 16);
+      b.get(5).i32(1).op('i32.sub').set(5);
+    },
+  );
+  return b;
+}
+
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   return assemble(
@@ -253,6 +283,7 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'gradApply', body: gradApply() },
       { name: 'im2colTap', body: im2colTap() },
       { name: 'copyRuns', body: copyRuns() },
+      { name: 'sgdMomentum', body: sgdMomentum() },
     ],
     sharedMemory,
   );

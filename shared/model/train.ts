@@ -9,6 +9,7 @@ import { createRng } from '../evolution/rng.ts';
 import type { ImageSet } from '../data/image-set.ts';
 import { BatchStream } from './batches.ts';
 import type { BuiltModel } from './build.ts';
+import { sgdMomentumStep } from './sgd.ts';
 import { trainingLogits } from './train-graph.ts';
 
 export interface TrainOptions {
@@ -72,11 +73,7 @@ export async function trainModel(built: BuiltModel, data: ImageSet, options: Tra
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         }, variables);
         trainable.forEach(({ variable, decay }, i) => {
-          let g = grads[variable.name] as tf.Tensor;
-          if (decay && weightDecay > 0) g = tf.add(g, tf.mul(variable, weightDecay));
-          const vel = velocity[i] as tf.Variable;
-          vel.assign(tf.add(tf.mul(vel, momentum), g));
-          variable.assign(tf.sub(variable, tf.mul(vel, lr)));
+          sgdMomentumStep(variable, velocity[i] as tf.Variable, grads[variable.name] as tf.Tensor, lr, momentum, decay ? weightDecay : 0);
         });
         return value;
       });

@@ -43,6 +43,7 @@ import type {
   TensorInfo,
 } from '@tensorflow/tfjs';
 import { BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
+import { SGD_KERNEL } from './sgd.ts';
 import { wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
 import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
 
@@ -752,6 +753,52 @@ function batchNormGrad(args: KernelArgs): TensorInfo[] {
   return [dx, dMean, dVariance, dScale, dOffset];
 }
 
+// ---------------------------------------------------------------------------
+// SGD with momentum in one pass (sgd.ts)
+
+function sgdMomentum(args: KernelArgs): TensorInfo[] {
+  const backend = asWasmBackend(args.backend);
+  const { w, v, g } = args.inputs as Record<string, TensorInfo | undefined>;
+  const { lr, momentum, weightDecay } = args.attrs as { lr: number; momentum: number; weightDecay: number };
+  if (w === undefined || v === undefined || g === undefined) throw new Error(`wasm ${SGD_KERNEL}: needs w, v and g`);
+  const shape = w.shape.join(',');
+  if ([w, v, g].some((t) => t.dtype !== 'float32' || t.shape.join(',') !== shape)) {
+    throw new Error(`wasm ${SGD_KERNEL}: w, v and g must be float32 of one shape`);
+  }
+  const n = size(w.shape);
+  const newW = backend.makeOutput([...w.shape], 'float32');
+  const newV = backend.makeOutput([...w.shape], 'float32');
+  const coef = backend.makeOutput([4], 'float32');
+  try {
+    const wv = f32(backend, w);
+    const vv = f32(backend, v);
+    const gv = f32(backend, g);
+    const nw = f32(backend, newW);
+    const nv = f32(backend, newV);
+    const cv = f32(backend, coef);
+    cv[0] = lr;
+    cv[1] = momentum;
+    cv[2] = weightDecay;
+    const simd = n >= 4 ? simdFor(backend, wv) : null;
+    const blocks = simd === null ? 0 : Math.floor(n / 4);
+    if (simd !== null && blocks > 0) {
+      simd.sgdMomentum(wv.byteOffset, vv.byteOffset, gv.byteOffset, nw.byteOffset, nv.byteOffset, blocks, cv.byteOffset);
+    }
+    // The same float32 arithmetic, rounded step by step.
+    const [flr, fmom, fwd] = [cv[0] as number, cv[1] as number, cv[2] as number];
+    for (let i = 4 * blocks; i < n; i++) {
+      const wi = wv[i] as number;
+      const gi = Math.fround((gv[i] as number) + Math.fround(wi * fwd));
+      const vi = Math.fround(Math.fround((vv[i] as number) * fmom) + gi);
+      nv[i] = vi;
+      nw[i] = Math.fround(wi - Math.fround(vi * flr));
+    }
+  } finally {
+    free(backend, coef);
+  }
+  return [newW, newV];
+}
+
 type GradFunc = (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs: NamedAttrMap) => Record<string, () => tf.Tensor>;
 interface GradConfigLike {
   kernelName: string;
@@ -827,6 +874,7 @@ const OURS: readonly OurKernel[] = [
   // Not tf.js kernels: batch-norm-relu.ts (Petri's training graph) calls them where registered.
   { name: BN_RELU_KERNEL, make: () => wasmBatchNormRelu, replacesNative: false, withReplacements: true },
   { name: BN_RELU_GRAD_KERNEL, make: () => wasmBatchNormReluGrad, replacesNative: false, withReplacements: true },
+  { name: SGD_KERNEL, make: () => sgdMomentum as unknown as KernelFunc, replacesNative: false, withReplacements: true },
 ];
 
 /** Kernel functions we registered, by kernel name (to stay idempotent). */
