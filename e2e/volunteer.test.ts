@@ -10,22 +10,26 @@
  *   population improves on the linear initial model.
  * - A reloaded tab continues its lease from the IndexedDB checkpoint, and
  *   loads the dataset from its cache: no shard request reaches the server.
+ *   One reloaded while XNNPACK computes on its threads is back at once.
  * - Pause/resume (the button, a hidden tab) keep the child; a server
  *   restart costs at most the steps since the last checkpoint.
  * - `petri worker --browser` trains a child in headless Chromium on WebGPU,
  *   stops cleanly on SIGTERM, and at its deadline.
- * - Screenshots (idle, training, phone, errors) go to test-artifacts/.
+ * - Screenshots (idle, training, phone, errors) go to test-artifacts/, and so
+ *   do the wasm tab's console (page and workers, timestamped) and the server log.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PageState } from '../client/volunteer/state.ts';
 import { startPetriServer, type PetriServer } from '../server/app.ts';
 import { resolveConfig } from '../server/experiments/config.ts';
+import { defaultWasmThreads } from '../shared/model/wasm-threads.ts';
 import { launchChromium } from './support/browser.ts';
 import { getJson, startPetri, until, type RunningProcess } from './support/processes.ts';
+import { serveStatic } from './support/static-server.ts';
 import { buildVolunteerPages } from './support/volunteer-pages.ts';
 import { runBrowserWorker } from '../server/worker/browser-worker.ts';
 
@@ -63,6 +67,19 @@ async function metric(name: string): Promise<number> {
 
 let clientDir = '';
 
+/** The tabs' console (page and workers), timestamped, for test-artifacts/volunteer-console.log. */
+const consoleLog: string[] = [];
+function watch(page: Page, name: string): void {
+  const at = () => new Date().toISOString();
+  page.on('console', (m) => consoleLog.push(`${at()} ${name} console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLog.push(`${at()} ${name} pageerror: ${e.message}`));
+  page.on('worker', (w) => {
+    consoleLog.push(`${at()} ${name} worker started ${w.url().slice(0, 80)}`);
+    w.on('close', () => consoleLog.push(`${at()} ${name} worker closed ${w.url().slice(0, 80)}`));
+  });
+  page.on('load', () => consoleLog.push(`${at()} ${name} load`));
+}
+
 /** Starts (or restarts, on the same port and data) the Petri server. */
 async function startServer(port = 0): Promise<PetriServer> {
   const started = await startPetriServer({
@@ -72,7 +89,7 @@ async function startServer(port = 0): Promise<PetriServer> {
     clientDir,
     leaseTtlMs: 8_000,
     heartbeatMs: 1_000,
-    log: (line) => serverLog.push(line),
+    log: (line) => serverLog.push(`${new Date().toISOString()} ${line}`),
     // A: small linear-model children both tabs can finish quickly (WebGPU on SwiftShader is slow).
     initialExperiment: resolveConfig({ preset: 'quick', seed: 'two-tabs', populationSize: 3, stepsPerChild: 60, batchSize: 10, sampleSize: 2, maxChildren: 8 }),
     datasetOptions: { synthetic: { train: 1000, test: 100 }, shardSize: 300 },
@@ -99,6 +116,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  writeFileSync(join(ARTIFACTS, 'volunteer-console.log'), `${consoleLog.join('\n')}\n`);
+  writeFileSync(join(ARTIFACTS, 'volunteer-server.log'), `${serverLog.join('\n')}\n`);
   for (const p of processes) p.kill('SIGKILL');
   await Promise.all(processes.map((p) => p.exited));
   await gpuBrowser?.close();
@@ -136,6 +155,7 @@ describe('the volunteer page', () => {
 
     // Now the wasm tab joins (any experiment: A's children and B's).
     wasmTab = await wasmBrowser.newPage({ viewport: { width: 420, height: 900 } });
+    watch(wasmTab, 'wasm-tab');
     await wasmTab.goto(`${server.url}/?autostart=1&nickname=wasm-tab&backend=wasm&checkpointEvery=20`);
     await until(async () => (await state(wasmTab)).lease !== null, 'the wasm tab gets a child', 60_000, 100);
 
@@ -146,8 +166,7 @@ describe('the volunteer page', () => {
     expect(wasm.backend?.backend).toBe('wasm');
     expect(wasm.backend?.fallbackReason).toMatch(/backend=wasm/);
     // The server sends the pages cross-origin isolated, so tf.js wasm runs XNNPACK on several threads.
-    // Tabs ask for one XNNPACK thread (TAB_WASM_THREADS in client/train/backend.ts).
-    expect(wasm.backend?.threads).toBe(1);
+    expect(wasm.backend?.threads).toBe(defaultWasmThreads(cpus().length));
     expect(wasm.backend?.adapter).toMatch(/^CPU via WebAssembly, (one thread|\d+ threads) \(\d+ logical cores\)$/);
     expect(gpu.totals.children).toBeGreaterThan(0);
     expect(gpu.totals.flops).toBeGreaterThan(0);
@@ -177,12 +196,31 @@ describe('the volunteer page', () => {
   });
 
   it('a reloaded tab continues its child from the checkpoint and takes the dataset from its cache', async () => {
-    const before = await until(async () => {
-      const s = await state(wasmTab);
-      return s.phase === 'training' && s.lease !== null && s.lastCheckpoint >= 40 && s.step <= s.total - 60 ? s : null;
-    }, 'the wasm tab is past a checkpoint', 120_000, 50);
-    const lease = before.lease!;
+    await until(async () => (await state(wasmTab)).phase === 'training', 'the wasm tab is training', 60_000, 50);
     await wasmTab.screenshot({ path: join(ARTIFACTS, 'volunteer-phone.png'), fullPage: true });
+    // Mid-child, past a checkpoint, and held there (the Pause button) in the same turn of the page:
+    // a margin in steps is no margin in time (on two XNNPACK threads these children train 60 steps
+    // in under half a second, less than a screenshot or a reload takes), and a child that ends
+    // before the reload lands leaves no lease to continue. The worker holds at its next yield.
+    const before = await until(
+      () =>
+        wasmTab.evaluate(() => {
+          const s = window.petri.state();
+          if (s.phase !== 'training' || s.lease === null || s.lastCheckpoint < 40 || s.step > s.total - 60) return null;
+          window.petri.pause();
+          return s;
+        }),
+      'the wasm tab is past a checkpoint',
+      120_000,
+      20,
+    );
+    const lease = before.lease!;
+    const held = await until(async () => {
+      const s = await state(wasmTab);
+      return s.phase === 'paused' ? s : null;
+    }, 'the tab holds its child', 10_000, 50);
+    expect(held.lease?.leaseId).toBe(lease.leaseId);
+    expect(held.step).toBeLessThan(held.total);
     const shardsBefore = shardRequests();
     const resumesBefore = serverLog.length;
     await wasmTab.reload();
@@ -191,6 +229,7 @@ describe('the volunteer page', () => {
       return s.lease?.leaseId === lease.leaseId && s.resumedFrom > 0 ? s : null;
     }, 'the reloaded tab continues the same lease', 60_000, 100);
     expect(after.resumedFrom).toBeGreaterThanOrEqual(before.lastCheckpoint);
+    expect(after.pausedBy).toBeNull();
     const finished = await until(async () => (await state(wasmTab)).history.find((h) => h.leaseId === lease.leaseId && h.verdict !== undefined), 'the resumed child is judged', 120_000, 200);
     expect(finished.stepsDone).toBe(lease.steps);
     expect(finished.resumedFrom).toBe(after.resumedFrom);
@@ -200,6 +239,25 @@ describe('the volunteer page', () => {
     expect(s.dataset?.done).toBe(true);
     expect(s.dataset?.bytesDownloaded).toBe(0);
     expect(serverLog.slice(resumesBefore).some((l) => l.includes(`lease ${lease.leaseId}`) && l.includes('expired'))).toBe(false);
+  });
+
+  it('a tab reloaded while XNNPACK computes comes straight back: its threads do not hold up the new page, no lease expires', async () => {
+    const before = await until(async () => {
+      const s = await state(wasmTab);
+      return s.phase === 'training' && s.lease !== null && s.step >= 10 && s.step < s.total ? s : null;
+    }, 'the wasm tab is well into a child', 60_000, 20);
+    const expiredBefore = await metric('petri_leases_total{outcome="expired"}');
+    const reloadedAt = Date.now();
+    await wasmTab.reload();
+    const back = await until(async () => {
+      const s = await state(wasmTab);
+      return s.phase === 'training' && s.lease !== null && s.step > s.resumedFrom ? s : null;
+    }, 'the reloaded tab trains again', 60_000, 50);
+    const seconds = (Date.now() - reloadedAt) / 1000;
+    consoleLog.push(`${new Date().toISOString()} reloaded at step ${before.step}/${before.total}: training again after ${seconds.toFixed(1)} s`);
+    expect(back.backend?.threads).toBe(before.backend?.threads);
+    // Held over a reload, the lease stays this tab's: the server sees no expiry (its TTL here is 8 s).
+    expect(await metric('petri_leases_total{outcome="expired"}')).toBe(expiredBefore);
   });
 
   it('the population of the wasm tab’s experiment improves on its initial fitness; memory stays flat', async () => {
@@ -215,11 +273,11 @@ describe('the volunteer page', () => {
       return top >= initialBest + 0.1 ? top : null;
     }, `a child of B beats the initial best (${initialBest}) by 10 points`, 200_000, 1000);
     expect(best).toBeGreaterThanOrEqual(initialBest + 0.1);
-    // tf.memory() in the tab's worker after each child (since the reload): no tensor is left behind.
+    // tf.memory() in the tab's worker after each child (since the last reload): no tensor is left behind.
     const s = await until(async () => {
       const x = await state(wasmTab);
       return x.memory.length >= 6 ? x : null;
-    }, 'the wasm tab trains six children after its reload', 120_000, 500);
+    }, 'the wasm tab trains six children after its last reload', 120_000, 500);
     const tensors = s.memory.map((m) => m.numTensors);
     expect(Math.max(...tensors)).toBe(Math.min(...tensors));
   });
@@ -281,15 +339,27 @@ describe('the volunteer page', () => {
     const child = before.lease!.childId;
     const port = server.port;
     await server.close();
-    const gone = await until(async () => {
-      const s = await state(wasmTab);
-      return s.notice?.key === 'disconnected' ? s : null;
-    }, 'the page says the server is gone', 30_000, 100);
-    expect(gone.notice?.title).toMatch(/Lost contact/);
-    expect(gone.notice?.action).toMatch(/Nothing to do/);
-    await wasmTab.screenshot({ path: join(ARTIFACTS, 'volunteer-error-phone.png'), fullPage: true });
-
-    server = await startServer(port);
+    try {
+      const gone = await until(async () => {
+        const s = await state(wasmTab);
+        return s.notice?.key === 'disconnected' ? s : null;
+      }, 'the page says the server is gone', 30_000, 100);
+      expect(gone.notice?.title).toMatch(/Lost contact/);
+      expect(gone.notice?.action).toMatch(/Nothing to do/);
+      // The child ends while the server is away (training goes on) and its weights cannot be sent:
+      // the notice stays what it was, not a failure notice that would outlive the reconnection.
+      const ended = await until(async () => {
+        const s = await state(wasmTab);
+        return s.lease === null ? s : null;
+      }, 'the child ends while the server is away', 60_000, 100);
+      expect(ended.history.at(-1)).toMatchObject({ childId: child, status: 'failed' });
+      expect(ended.notice?.key).toBe('disconnected');
+      expect(ended.notice?.detail).toMatch(/could not be delivered.*last checkpoint/);
+      await wasmTab.screenshot({ path: join(ARTIFACTS, 'volunteer-error-phone.png'), fullPage: true });
+    } finally {
+      // Back whatever happened above, so that a failure here does not fail the tests after it too.
+      server = await startServer(port);
+    }
     const resumed = await until(
       async () => (await state(wasmTab)).history.find((h) => h.childId === child && h.verdict !== undefined),
       'the child is finished after the restart',
@@ -325,6 +395,29 @@ describe('the volunteer page', () => {
     expect(code).toBe(0);
     expect(lines.join('\n')).toMatch(/the deadline \(--max-hours\): handing the lease back and stopping/);
     expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  it('without cross-origin isolation, WebAssembly runs on one thread, on the single-threaded build, and says why', async () => {
+    // The same built page from a plain static server: no COOP/COEP headers, no SharedArrayBuffer.
+    const site = await serveStatic(clientDir);
+    const page = await wasmBrowser.newPage();
+    const workers: string[] = [];
+    page.on('worker', (w) => workers.push(w.url()));
+    try {
+      await page.goto(`${site.url}?backend=wasm`);
+      const s = await until(async () => {
+        const x = await state(page);
+        return x.backend !== null ? x : null;
+      }, 'the page reports its backend', 60_000);
+      expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
+      expect(s.backend?.threads).toBe(1);
+      expect(s.backend?.adapter).toMatch(/^CPU via WebAssembly, one thread \(\d+ logical cores; the page is not cross-origin isolated\)$/);
+      // Only the training worker: the threaded build would have started its pool of pthread workers.
+      expect(workers).toHaveLength(1);
+    } finally {
+      await page.close();
+      await site.close();
+    }
   });
 
   it('explains in plain words when the backend asked for does not work, or the experiment does not exist', async () => {

@@ -32,9 +32,6 @@ interface GpuLike {
 
 type Attempt = { ok: true; adapter: string; software: boolean; threads?: number } | { ok: false; reason: string };
 
-/** XNNPACK threads a tab's wasm backend asks for (see tryWasm). */
-export const TAB_WASM_THREADS = 1;
-
 function short(text: string, max = 140): string {
   const t = text.replace(/\s+/g, ' ').trim();
   return t.length > max ? `${t.slice(0, max - 1)}…` : t;
@@ -96,7 +93,7 @@ async function tryWebGl(): Promise<Attempt> {
 async function tryWasm(): Promise<Attempt> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const { registerWasmTrainingKernels } = await import('../../shared/model/wasm-kernels.ts');
-  const { startWasmBackend } = await import('../../shared/model/wasm-threads.ts');
+  const { defaultWasmThreads, startWasmBackend } = await import('../../shared/model/wasm-threads.ts');
   wasm.setWasmPaths({
     'tfjs-backend-wasm.wasm': wasmUrl,
     'tfjs-backend-wasm-simd.wasm': wasmSimdUrl,
@@ -104,18 +101,17 @@ async function tryWasm(): Promise<Attempt> {
   });
   // Conv nets need the project's training kernels on wasm (Conv2DBackpropFilter and faster ones).
   registerWasmTrainingKernels();
-  // Several XNNPACK threads where the page is cross-origin isolated (server/http/isolation.ts); one elsewhere.
+  // XNNPACK on defaultWasmThreads(cores) threads where the page is cross-origin isolated (the server's
+  // headers, server/http/isolation.ts: SharedArrayBuffer, so tf.js's threaded build); one elsewhere.
   const cores = globalThis.navigator?.hardwareConcurrency;
-  // Tabs stay on one XNNPACK thread for now. With defaultWasmThreads(cores) (2 here), a tab reloaded
-  // mid-child once failed to resume its lease within 60 s in the e2e suite on a quiet machine, and the
-  // cause is not found yet; `petri worker` (Node) and bench/train.ts use several threads.
-  // On one thread the single-threaded SIMD build is used, as before threads: the threaded build would
-  // still pre-spawn its pthread workers for nothing.
-  if (TAB_WASM_THREADS === 1) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
-  const started = await startWasmBackend(TAB_WASM_THREADS);
+  const isolated = (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === true;
+  const threads = isolated ? defaultWasmThreads(cores) : 1;
+  // On one thread, the single-threaded SIMD build: the threaded one would pre-spawn 8 pthread workers for nothing.
+  if (threads === 1) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  const started = await startWasmBackend(threads);
   if (!started.ok) return { ok: false, reason: 'WebAssembly could not start' };
   await smokeTest();
-  const notes = [cores ? `${cores} logical cores` : '', started.threadedBuild || TAB_WASM_THREADS === 1 ? '' : 'the page is not cross-origin isolated'].filter((n) => n !== '');
+  const notes = [cores ? `${cores} logical cores` : '', isolated ? '' : 'the page is not cross-origin isolated'].filter((n) => n !== '');
   return {
     ok: true,
     adapter: `CPU via WebAssembly, ${started.threads === 1 ? 'one thread' : `${started.threads} threads`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,

@@ -239,11 +239,34 @@ function failureNotice(err: string, kind: string): Notice {
   }
 }
 
+/** The child this tab could not finish while the connection was down (how it failed), until it is back. */
+let lostToOutage: 'upload' | 'network' | null = null;
+
+function disconnectedNotice(): Notice {
+  const lost =
+    lostToOutage === 'upload'
+      ? 'The child this tab trained could not be delivered; '
+      : 'The child in hand could not get what it needed from the server; ';
+  return {
+    key: 'disconnected',
+    level: 'warning',
+    title: 'Lost contact with the Petri server.',
+    detail:
+      state.lease !== null
+        ? 'Training goes on; the page reconnects by itself and continues the child. If the server restarted, the child resumes from its last checkpoint.'
+        : lostToOutage !== null
+          ? `${lost}the page reconnects by itself, and the child is trained again, from this tab’s last checkpoint if it comes back here.`
+          : 'The page reconnects by itself, waiting a little longer between tries.',
+    action: 'Nothing to do: keep this tab open. If it lasts, the server may be down for maintenance.',
+  };
+}
+
 function onSessionEvent(event: SessionEvent): void {
   switch (event.kind) {
     case 'connected':
       if (disconnectTimer !== null) clearTimeout(disconnectTimer);
       disconnectTimer = null;
+      lostToOutage = null;
       clearNotice('disconnected');
       update((s) => {
         s.connected = true;
@@ -260,16 +283,7 @@ function onSessionEvent(event: SessionEvent): void {
         disconnectTimer = setTimeout(() => {
           disconnectTimer = null;
           if (state.connected || !state.running) return;
-          setNotice({
-            key: 'disconnected',
-            level: 'warning',
-            title: 'Lost contact with the Petri server.',
-            detail:
-              state.lease !== null
-                ? 'Training goes on; the page reconnects by itself and continues the child. If the server restarted, the child resumes from its last checkpoint.'
-                : 'The page reconnects by itself, waiting a little longer between tries.',
-            action: 'Nothing to do: keep this tab open. If it lasts, the server may be down for maintenance.',
-          });
+          setNotice(disconnectedNotice());
         }, QUIET_DISCONNECT_MS);
       }
       return;
@@ -374,10 +388,20 @@ function onSessionEvent(event: SessionEvent): void {
         setNotice({ key: 'failure', level: 'warning', title: 'Something went wrong talking to the server.', detail: event.message });
         return;
       }
+      const failure = trainer?.lastFailure ?? 'training';
+      if (!state.connected && (failure === 'upload' || failure === 'network')) {
+        // The connection is down: weights that could not be sent (or a download cut off) are the
+        // outage's doing, not this device's. The 'Lost contact' notice stays (it says what happens
+        // next) instead of giving way to a failure notice that would outlive the reconnection, and
+        // the back-off below is for broken setups, not for outages.
+        lostToOutage = failure;
+        if (state.notice?.key === 'disconnected') setNotice(disconnectedNotice());
+        return;
+      }
       // Back off before the next child, so a broken setup does not spin.
       failures++;
       const message = event.message.replace(/^training failed: /, '');
-      setNotice(failureNotice(message, trainer?.lastFailure ?? 'training'));
+      setNotice(failureNotice(message, failure));
       if (failures >= 2 && session !== null && state.pausedBy === null) {
         const wait = Math.min(60_000, 2_000 * 2 ** (failures - 2));
         session.setPaused(true);
