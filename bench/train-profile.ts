@@ -121,8 +121,10 @@ async function profileOne(
 
   const byKernel = new Map<string, { ms: number; calls: number }>();
   for (const k of profile.kernels) {
-    // `<op>__op` records wrap the kernel records of the same call: skip them to avoid counting twice.
-    if (k.name.endsWith('__op')) continue;
+    // `<op>__op` records wrap the kernel records of the same call, and `forward` records the forward
+    // function of a tf.customGrad op (batch-norm-relu.ts, the loss) around its own kernels: skip them
+    // to avoid counting twice.
+    if (k.name.endsWith('__op') || k.name === 'forward') continue;
     const entry = byKernel.get(k.name) ?? { ms: 0, calls: 0 };
     entry.ms += Number(k.kernelTimeMs);
     entry.calls += 1;
