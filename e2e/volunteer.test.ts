@@ -67,6 +67,18 @@ async function metric(name: string): Promise<number> {
 
 let clientDir = '';
 
+/**
+ * Waits for an element's text: the page renders on its next frame (or within 250 ms,
+ * client/volunteer/main.ts `update`), so the DOM lags the state `window.petri.state()` returns.
+ */
+function textOf(page: Page, selector: string, expected: string | RegExp): Promise<string> {
+  const matches = (t: string) => (typeof expected === 'string' ? t === expected : expected.test(t));
+  return until(async () => {
+    const text = (await page.textContent(selector)) ?? '';
+    return matches(text) ? text : null;
+  }, `${selector} reads ${String(expected)}`, 10_000, 50);
+}
+
 /** The tabs' console (page and workers), timestamped, for test-artifacts/volunteer-console.log. */
 const consoleLog: string[] = [];
 function watch(page: Page, name: string): void {
@@ -136,8 +148,8 @@ describe('the volunteer page', () => {
     }, 'the page reports its backend', 60_000);
     expect(s.phase).toBe('idle');
     expect(s.backend?.backend).toBe('webgpu');
-    expect(await page.textContent('#backend-text')).toMatch(/WebGPU/);
-    expect(await page.textContent('#toggle')).toBe('Start contributing');
+    await textOf(page, '#backend-text', /WebGPU/);
+    await textOf(page, '#toggle', 'Start contributing');
     await page.screenshot({ path: join(ARTIFACTS, 'volunteer-idle.png'), fullPage: true });
     await page.close();
   });
@@ -290,7 +302,7 @@ describe('the volunteer page', () => {
     await until(training, 'the wasm tab is training', 60_000, 50);
     await wasmTab.click('#toggle');
     await until(async () => (await state(wasmTab)).phase === 'paused', 'the tab pauses', 10_000, 50);
-    expect(await wasmTab.textContent('#toggle')).toBe('Resume');
+    await textOf(wasmTab, '#toggle', 'Resume');
     await wasmTab.waitForTimeout(500);
     const held = await state(wasmTab);
     await wasmTab.waitForTimeout(1500);
@@ -299,7 +311,7 @@ describe('the volunteer page', () => {
     expect(still.lease?.leaseId).toBe(held.lease?.leaseId); // the child is kept while paused
     await wasmTab.click('#toggle');
     await until(async () => (await state(wasmTab)).step !== held.step, 'training goes on after Resume', 20_000, 50);
-    expect(await wasmTab.textContent('#toggle')).toBe('Pause');
+    await textOf(wasmTab, '#toggle', 'Pause');
 
     const setHidden = (hidden: boolean) =>
       wasmTab.evaluate((h) => {
@@ -332,6 +344,7 @@ describe('the volunteer page', () => {
   });
 
   it('rides out a server restart, resuming the child from its checkpoint, and says what is going on', async () => {
+    await wasmTab.evaluate(() => window.petri.resume()); // in case the test before failed while paused
     const before = await until(async () => {
       const s = await state(wasmTab);
       return s.phase === 'training' && s.lease !== null && s.lastCheckpoint >= 40 && s.step <= s.total - 60 ? s : null;
@@ -429,7 +442,7 @@ describe('the volunteer page', () => {
     }, 'the page reports that WebGPU does not work here', 60_000);
     expect(s.notice?.level).toBe('error');
     expect(s.notice?.action).toMatch(/backend=/);
-    expect(await bad.isDisabled('#toggle')).toBe(true);
+    await until(() => bad.isDisabled('#toggle'), 'the button is disabled', 10_000, 50);
     await bad.screenshot({ path: join(ARTIFACTS, 'volunteer-error.png'), fullPage: true });
     await bad.close();
 
