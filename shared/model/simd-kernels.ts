@@ -28,6 +28,8 @@ export interface SimdKernels {
   ): void;
   /** See {@link sgdMomentum}. */
   sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
+  /** See {@link shortGemm}. */
+  shortGemm(a: number, b: number, c: number, tBlocks: number, oBlocks: number, p: number, rowBytes: number, bRowBytes: number): void;
   /** See {@link copyRuns}; strides in bytes. */
   copyRuns(
     src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
@@ -273,6 +275,64 @@ function sgdMomentum(): Body {
   return b;
 }
 
+/**
+ * C[t, o] = sum over p of A[t, p] * B[p, o] for a short A ([4*tBlocks, P],
+ * rows `rowBytes` apart) and B ([P, 8*oBlocks] at `bRowBytes` per row):
+ * a 4x8 block of C in eight vector accumulators while p runs over the
+ * whole inner dimension. For filter gradients of few taps (the first conv
+ * layer: 27 rows), where a GEMM library's tiles are mostly padding.
+ * C is [4*tBlocks, oBlocks*8] with `bRowBytes` per row.
+ */
+function shortGemm(): Body {
+  // params a0 b1 c2 tBlocks3 oBlocks4 p5 rowBytes6 bRowBytes7
+  // locals i32: tb8 ob9 k10 pa0_11 pa1_12 pa2_13 pa3_14 pb15 pc16 ; v128: acc17..24 b0_25 b1_26 s27
+  const b = new Body(8, [{ type: I32, count: 9 }, { type: V128, count: 11 }]);
+  const acc = (i: number): number => 17 + i;
+  b.i32(0).set(8);
+  b.whileLoop(
+    () => { b.get(8).get(3).op('i32.lt_s'); },
+    () => {
+      b.i32(0).set(9);
+      b.whileLoop(
+        () => { b.get(9).get(4).op('i32.lt_s'); },
+        () => {
+          for (let i = 0; i < 8; i++) b.f32(0).simd('f32x4.splat').set(acc(i));
+          // A rows 4*tb .. 4*tb+3, B columns 8*ob .. 8*ob+7.
+          b.get(0).get(8).i32(4).op('i32.mul').get(6).op('i32.mul').op('i32.add').set(11);
+          b.get(11).get(6).op('i32.add').set(12);
+          b.get(12).get(6).op('i32.add').set(13);
+          b.get(13).get(6).op('i32.add').set(14);
+          b.get(1).get(9).i32(32).op('i32.mul').op('i32.add').set(15);
+          b.get(5).set(10);
+          b.whileLoop(
+            () => { b.get(10); },
+            () => {
+              b.load(15).set(25).load(15, 16).set(26);
+              for (let r = 0; r < 4; r++) {
+                b.get(11 + r).mem('f32.load').simd('f32x4.splat').set(27);
+                b.get(acc(2 * r)).get(27).get(25).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r));
+                b.get(acc(2 * r + 1)).get(27).get(26).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r + 1));
+              }
+              b.addTo(11, 4).addTo(12, 4).addTo(13, 4).addTo(14, 4).addLocal(15, 7);
+              b.get(10).i32(1).op('i32.sub').set(10);
+            },
+          );
+          // C row 4*tb + r, columns 8*ob ..: c + (4*tb + r)*bRowBytes + 32*ob.
+          b.get(2).get(8).i32(4).op('i32.mul').get(7).op('i32.mul').op('i32.add').get(9).i32(32).op('i32.mul').op('i32.add').set(16);
+          for (let r = 0; r < 4; r++) {
+            b.get(16).get(acc(2 * r)).store(0);
+            b.get(16).get(acc(2 * r + 1)).store(16);
+            b.addLocal(16, 7);
+          }
+          b.addTo(9, 1);
+        },
+      );
+      b.addTo(8, 1);
+    },
+  );
+  return b;
+}
+
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   return assemble(
@@ -284,6 +344,7 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'im2colTap', body: im2colTap() },
       { name: 'copyRuns', body: copyRuns() },
       { name: 'sgdMomentum', body: sgdMomentum() },
+      { name: 'shortGemm', body: shortGemm() },
     ],
     sharedMemory,
   );

@@ -132,6 +132,11 @@ describe('conv2d gradients on wasm match cpu', () => {
     [[2, 8, 8, 3], [3, 3, 3, 4], [1, 2], 'same'],
     [[2, 8, 8, 3], [3, 3, 3, 4], 1, [[0, 0], [0, 2], [1, 0], [0, 0]]],
     [[1, 9, 9, 2], [3, 3, 2, 3], 2, [[0, 0], [2, 1], [0, 0], [0, 0]]],
+    // Few taps and Co a multiple of 8: the short GEMM (27, 45 and 63 taps, padded to 28, 48, 64 rows).
+    [[3, 16, 16, 3], [3, 3, 3, 32], 1, 'same'],
+    [[3, 16, 16, 3], [3, 3, 3, 8], 2, 'same'],
+    [[2, 9, 9, 5], [3, 3, 5, 8], 1, 'same'],
+    [[2, 10, 10, 7], [3, 3, 7, 16], 2, 'valid'],
   ];
 
   // Each case on wasm three ways: as it runs (the filter gradient as an im2col GEMM built with

@@ -176,6 +176,9 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
 /** Largest transposed im2col matrix built at once (floats; 64 MiB): bigger batches go in chunks of images. Tests lower it. */
 export const im2colLimit = { maxFloats: 16 * 1024 * 1024 };
 
+/** Filter gradients with at most this many taps (fh*fw*Ci) and Co a multiple of 8 use the short GEMM. */
+const SHORT_GEMM_MAX_TAPS = 64;
+
 /** Output positions t (0 <= t < out) whose input index t*stride + offset lies in [0, size). */
 function validRange(out: number, stride: number, offset: number, inSize: number): [number, number] {
   const t0 = Math.min(out, Math.max(0, Math.ceil(-offset / stride)));
@@ -202,19 +205,26 @@ function filterGradIm2col(
   const simd = simdFor(backend, f32(backend, x));
   if (simd === null) return null;
   const taps = fh * fw * ci;
-  const chunk = Math.max(1, Math.min(n, Math.floor(im2colLimit.maxFloats / Math.max(1, taps * oh * ow))));
+  // Few taps (a first layer on RGB: 27): the short GEMM of simd-kernels.ts, on rows padded to a multiple of 4.
+  const short = taps <= SHORT_GEMM_MAX_TAPS && co % 8 === 0;
+  const rows = short ? Math.ceil(taps / 4) * 4 : taps;
+  const chunk = Math.max(1, Math.min(n, Math.floor(im2colLimit.maxFloats / Math.max(1, rows * oh * ow))));
   const flat = run(backend, 'Reshape', { x }, { shape: [n * h * w, ci] });
   const xT = run(backend, 'Transpose', { x: flat }, { perm: [1, 0] });
   free(backend, flat);
   let dw: TensorInfo | null = null;
+  let sums: Float32Array | null = null;
   try {
     for (let n0 = 0; n0 < n; n0 += chunk) {
       const nc = Math.min(chunk, n - n0);
       const p = nc * oh * ow;
-      const at = backend.makeOutput([taps, p], 'float32');
-      // Views after the allocation.
+      const at = backend.makeOutput([rows, p], 'float32');
+      const part = short ? backend.makeOutput([rows, co], 'float32') : null;
+      // Views after the allocations.
+      const atView = f32(backend, at);
+      if (rows > taps) atView.fill(0, taps * p, rows * p);
       const src = f32(backend, xT).byteOffset;
-      const dst = f32(backend, at).byteOffset;
+      const dst = atView.byteOffset;
       for (let a = 0; a < fh; a++) {
         const [y0, y1] = validRange(oh, sh, a - top, h);
         for (let b = 0; b < fw; b++) {
@@ -227,6 +237,19 @@ function filterGradIm2col(
             );
           }
         }
+      }
+      if (part !== null) {
+        // This chunk's rows of dY are contiguous in dY itself.
+        const dyAt = f32(backend, dy).byteOffset + 4 * n0 * oh * ow * co;
+        const partView = f32(backend, part);
+        simd.shortGemm(dst, dyAt, partView.byteOffset, rows / 4, co / 8, p, 4 * p, 4 * co);
+        if (sums === null) {
+          sums = partView.slice(0, taps * co);
+        } else {
+          for (let i = 0; i < taps * co; i++) sums[i] = (sums[i] as number) + (partView[i] as number);
+        }
+        free(backend, at, part);
+        continue;
       }
       let dy2: TensorInfo;
       if (nc === n) {
@@ -248,6 +271,11 @@ function filterGradIm2col(
     }
   } finally {
     free(backend, xT);
+  }
+  if (sums !== null) {
+    const out = backend.makeOutput([fh, fw, ci, co], 'float32');
+    f32(backend, out).set(sums);
+    return out;
   }
   const out = run(backend, 'Reshape', { x: dw as TensorInfo }, { shape: [fh, fw, ci, co] });
   free(backend, dw as TensorInfo);
