@@ -19,10 +19,13 @@
  * - Identity (and Cast to the same dtype): a full copy, called for every
  *   tensor saved for backprop.
  *
- * Both conv gradients become ordinary forward convolutions on the backend's
- * XNNPACK `Conv2D` (or GEMM via `BatchMatMul`):
+ * Both conv gradients run their arithmetic on the backend's XNNPACK (GEMM via
+ * `BatchMatMul`, or forward `Conv2D`) or on Petri's SIMD module:
  *
- * - filter gradient: a correlation of the input with the output gradient in
+ * - filter gradient: the transposed im2col matrix of the input (gathered by
+ *   simd-kernels.ts) times the output gradient, one GEMM over all output
+ *   positions; few taps (a first layer on RGB) in the short SIMD GEMM;
+ *   without SIMD, a correlation of the input with the output gradient in
  *   which the batch is the contracted channel axis and the input (or output)
  *   channels play the batch, the stride becoming a dilation;
  * - input gradient: a sub-pixel ("phase") decomposition of the transposed
