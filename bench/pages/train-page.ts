@@ -9,6 +9,7 @@ import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { parseDna } from '../../shared/evolution/validate.ts';
 import { registerWasmTrainingKernels } from '../../shared/model/wasm-kernels.ts';
 import { petriSimdActive } from '../../shared/model/wasm-heap.ts';
+import { configureWebGpuSubmission } from '../../shared/model/webgpu-submit.ts';
 import { startWasmBackend } from '../../shared/model/wasm-threads.ts';
 import { measureCellChecked, type CellResult, type MeasurePlan } from '../lib/train-measure.ts';
 
@@ -55,6 +56,8 @@ window.petriBenchInit = async (backend, threads) => {
     setWasmPaths(new URL('./', location.href).href);
     registerWasmTrainingKernels();
   }
+  // One queue submission per training step, as volunteer tabs do (shared/model/webgpu-submit.ts).
+  if (backend === 'webgpu') configureWebGpuSubmission();
   // tf.js alone caps XNNPACK at half the logical cores (1 thread here); startWasmBackend lifts the cap.
   const ok = backend === 'wasm' && threads !== undefined ? (await startWasmBackend(threads)).ok : await tf.setBackend(backend);
   if (!ok) throw new Error(`tf.setBackend('${backend}') returned false`);

@@ -70,6 +70,8 @@ async function tryWebGpu(): Promise<Attempt> {
   const name = short(parts[0] ?? 'unnamed GPU adapter', 180);
   const software = adapter.isFallbackAdapter === true || info.isFallbackAdapter === true || /swiftshader|llvmpipe|software|basic render/i.test(parts.join(' '));
   await import('@tensorflow/tfjs-backend-webgpu');
+  const { configureWebGpuSubmission } = await import('../../shared/model/webgpu-submit.ts');
+  configureWebGpuSubmission();
   if (!(await tf.setBackend('webgpu'))) return { ok: false, reason: 'the WebGPU backend of tf.js could not start on this GPU' };
   await smokeTest();
   return { ok: true, adapter: name, software };

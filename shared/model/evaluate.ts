@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { imageBytes, type ImageSet } from '../data/image-set.ts';
 import type { BuiltModel } from './build.ts';
+import { submitGpuWork } from './webgpu-submit.ts';
 
 export interface EvaluationResult {
   readonly correct: number;
@@ -31,6 +32,7 @@ export async function evaluateModel(
       const labels = tf.tensor1d(Int32Array.from(data.labels.subarray(start, start + n)), 'int32');
       return [tf.sum(tf.equal(argmax, labels).cast('int32')), argmax];
     });
+    submitGpuWork();
     const next = tf.add(correct, count);
     correct.dispose();
     count.dispose();

@@ -11,6 +11,7 @@ import { BatchStream } from './batches.ts';
 import type { BuiltModel } from './build.ts';
 import { sgdMomentumStep } from './sgd.ts';
 import { trainingLogits } from './train-graph.ts';
+import { submitGpuWork } from './webgpu-submit.ts';
 
 export interface TrainOptions {
   readonly steps: number;
@@ -84,6 +85,8 @@ export async function trainModel(built: BuiltModel, data: ImageSet, options: Tra
         lastLoss = read;
       }
       loss.dispose();
+      // WebGPU: the whole step as one submission (webgpu-submit.ts).
+      submitGpuWork();
       if (read !== undefined && !Number.isFinite(read)) {
         status = 'diverged';
         step++;
