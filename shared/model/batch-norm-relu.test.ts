@@ -4,29 +4,7 @@ import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { batchNormRelu, BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { simdKernelsFor, simdModuleBytes } from './simd-kernels.ts';
 import { simdSwitch } from './wasm-heap.ts';
-
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
-
-/** max |a - b| / max |a|. */
-function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs((ref[i] as number) - (got[i] as number)));
-    scale = Math.max(scale, Math.abs(ref[i] as number));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
+import { relErr, values } from './numeric-checks.ts';
 
 interface Run {
   y: Float32Array;

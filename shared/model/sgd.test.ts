@@ -3,16 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend } from '../../server/tf-backend.ts';
 import { SGD_KERNEL, sgdMomentumStep } from './sgd.ts';
 import { simdSwitch } from './wasm-heap.ts';
-
-function values(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+import { values } from './numeric-checks.ts';
 
 /** Three updates of one variable on `backend`; the final weights and velocity. */
 async function threeSteps(backend: string, shape: number[], weightDecay: number): Promise<[Float32Array, Float32Array]> {

@@ -7,18 +7,7 @@ import { createRng } from '../evolution/rng.ts';
 import { buildModel, disposeModel, type BuiltModel } from './build.ts';
 import { trainingLogits } from './train-graph.ts';
 import { inheritWeights, readWeights, writeWeights } from './weights.ts';
-
-/** max |a - b| / max |a|. */
-function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs((ref[i] as number) - (got[i] as number)));
-    scale = Math.max(scale, Math.abs(ref[i] as number));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
+import { relErr } from './numeric-checks.ts';
 
 // Convs of stride 1 and 2, an identity skip, and a skip that needs the fixed strided 1x1 adapter (4 -> 6 channels).
 const dna = convChain([12, 12, 3], 10, [{ channels: 4 }, { channels: 4 }, { channels: 6, stride: 2 }, { channels: 6, filter: [1, 3] }], [[0, 2], [1, 3], [2, 4]]);

@@ -5,34 +5,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { BATCH_NORM_GRAD_KERNEL, im2colLimit, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
 import { simdSwitch } from './wasm-heap.ts';
+import { relErr, values } from './numeric-checks.ts';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
 
-/** Deterministic values in [-1, 1). */
-function values(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
-
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** max |a - b| / max |a|: error relative to the scale of the reference. */
-function relErr(ref: ArrayLike<number>, got: ArrayLike<number>): number {
-  expect(got.length).toBe(ref.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    diff = Math.max(diff, Math.abs((ref[i] as number) - (got[i] as number)));
-    scale = Math.max(scale, Math.abs(ref[i] as number));
-  }
-  return scale === 0 ? diff : diff / scale;
-}
 
 const wasmDataIds = () => (tf.findBackend('wasm') as unknown as { numDataIds(): number }).numDataIds();
 
