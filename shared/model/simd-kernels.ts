@@ -30,6 +30,12 @@ export interface SimdKernels {
   sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
   /** See {@link shortGemm}. */
   shortGemm(a: number, b: number, c: number, tBlocks: number, oBlocks: number, p: number, rowBytes: number, bRowBytes: number): void;
+  /** See {@link winogradInput}: pointers and strides in bytes, `groups` = channels / 4. */
+  winogradInput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  /** See {@link winogradOutput}. */
+  winogradOutput(src: number, dst: number, count: number, groups: number, planeBytes: number, rowBytes: number): void;
+  /** See {@link winogradFilter}. */
+  winogradFilter(src: number, dst: number, groups: number, planeBytes: number): void;
   /** See {@link copyRuns}; strides in bytes. */
   copyRuns(
     src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
@@ -333,6 +339,152 @@ function shortGemm(): Body {
   return b;
 }
 
+/**
+ * Winograd F(2x2, 3x3) input transform, V = Bᵀ·d·B, for `count` tiles along
+ * one tile row of a zero-padded NHWC image. A tile is the 4x4 patch at `src`
+ * (rows `rowBytes` apart, channels innermost); the next tile starts two
+ * pixels to the right. The 16 transformed values of channel c go to
+ * dst + ξ*planeBytes + 4*c (planes ξ = 4k + l, tiles 4*Ci bytes apart).
+ */
+function winogradInput(): Body {
+  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5
+  // locals i32: t6 g7 r0_8 r1_9 r2_10 r3_11 q12 c1_13 c2_14 c3_15 s16 d17 gq18; v128: t0..t3 19..22
+  const b = new Body(6, [{ type: I32, count: 13 }, { type: V128, count: 4 }]);
+  const rows = [8, 9, 10, 11];
+  const cols = [-1, 13, 14, 15];
+  const ld = (a: number, col: number): void => {
+    b.get(rows[a] as number);
+    if (col > 0) b.get(cols[col] as number).op('i32.add');
+    b.simd('v128.load', { align: 2, offset: 0 });
+  };
+  const combos: [number, number, 'f32x4.sub' | 'f32x4.add'][] = [[0, 2, 'f32x4.sub'], [1, 2, 'f32x4.add'], [2, 1, 'f32x4.sub'], [1, 3, 'f32x4.sub']];
+  b.get(3).i32(16).op('i32.mul').tee(13).get(13).op('i32.add').tee(14).get(13).op('i32.add').set(15);
+  b.get(0).set(16).get(1).set(17).get(2).set(6);
+  b.whileLoop(
+    () => { b.get(6); },
+    () => {
+      b.get(16).tee(8).get(4).op('i32.add').tee(9).get(4).op('i32.add').tee(10).get(4).op('i32.add').set(11);
+      b.get(17).set(18).get(3).set(7);
+      b.whileLoop(
+        () => { b.get(7); },
+        () => {
+          b.get(18).set(12);
+          for (const [ka, kb, kop] of combos) {
+            for (let col = 0; col < 4; col++) {
+              ld(ka, col);
+              ld(kb, col);
+              b.simd(kop).set(19 + col);
+            }
+            for (const [la, lb, lop] of combos) {
+              b.get(12).get(19 + la).get(19 + lb).simd(lop).store();
+              b.addLocal(12, 5);
+            }
+          }
+          b.addTo(8, 16).addTo(9, 16).addTo(10, 16).addTo(11, 16).addTo(18, 16);
+          b.get(7).i32(1).op('i32.sub').set(7);
+        },
+      );
+      b.addLocal(16, 14).addLocal(17, 13);
+      b.get(6).i32(1).op('i32.sub').set(6);
+    },
+  );
+  return b;
+}
+
+/**
+ * Winograd F(2x2, 3x3) output transform, Y = Aᵀ·m·A, for `count` tiles
+ * along one tile row: reads the 16 planes at src + ξ*planeBytes (tiles 4*Co
+ * bytes apart) and writes each tile's 2x2 outputs at dst (NHWC rows
+ * `rowBytes` apart; the next tile two pixels to the right).
+ */
+function winogradOutput(): Body {
+  // params src0 dst1 count2 groups3 planeBytes4 rowBytes5
+  // locals i32: t6 g7 q8 s9 y10 cb11 gq12 gy13; v128: m0..m15 14..29, s0..s3 30..33
+  const b = new Body(6, [{ type: I32, count: 8 }, { type: V128, count: 20 }]);
+  b.get(3).i32(16).op('i32.mul').set(11);
+  b.get(0).set(9).get(1).set(10).get(2).set(6);
+  b.whileLoop(
+    () => { b.get(6); },
+    () => {
+      b.get(9).set(12).get(10).set(13).get(3).set(7);
+      b.whileLoop(
+        () => { b.get(7); },
+        () => {
+          b.get(12).set(8);
+          for (let x = 0; x < 16; x++) {
+            b.load(8).set(14 + x);
+            if (x < 15) b.addLocal(8, 4);
+          }
+          const m = (k: number, l: number): number => 14 + 4 * k + l;
+          for (let r = 0; r < 2; r++) {
+            for (let l = 0; l < 4; l++) {
+              if (r === 0) b.get(m(0, l)).get(m(1, l)).simd('f32x4.add').get(m(2, l)).simd('f32x4.add');
+              else b.get(m(1, l)).get(m(2, l)).simd('f32x4.sub').get(m(3, l)).simd('f32x4.sub');
+              b.set(30 + l);
+            }
+            // Row r of the tile: at gy + r*rowBytes.
+            b.get(13);
+            if (r === 1) b.get(5).op('i32.add');
+            b.get(30).get(31).simd('f32x4.add').get(32).simd('f32x4.add').store();
+            b.get(13).get(11).op('i32.add');
+            if (r === 1) b.get(5).op('i32.add');
+            b.get(31).get(32).simd('f32x4.sub').get(33).simd('f32x4.sub').store();
+          }
+          b.addTo(12, 16).addTo(13, 16);
+          b.get(7).i32(1).op('i32.sub').set(7);
+        },
+      );
+      b.addLocal(9, 11).addLocal(10, 11).addLocal(10, 11);
+      b.get(6).i32(1).op('i32.sub').set(6);
+    },
+  );
+  return b;
+}
+
+/**
+ * Winograd F(2x2, 3x3) filter transform, U = G·g·Gᵀ, over `groups` blocks of
+ * four floats: the nine taps of g are planes `planeBytes` apart at src
+ * (HWIO, tap-major), the 16 planes of U go to dst the same distance apart.
+ */
+function winogradFilter(): Body {
+  // params src0 dst1 groups2 planeBytes3; locals i32: q4; v128: g0..g8 5..13, t(k,b) 14..25, half 26
+  const b = new Body(4, [{ type: I32, count: 1 }, { type: V128, count: 22 }]);
+  const g = (a: number, c: number): number => 5 + 3 * a + c;
+  const t = (k: number, c: number): number => 14 + 3 * k + c;
+  b.f32(0.5).simd('f32x4.splat').set(26);
+  // One row of G applied to three values: G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].
+  const gRow = (k: number, v: (i: number) => number): void => {
+    if (k === 0) b.get(v(0));
+    else if (k === 3) b.get(v(2));
+    else {
+      b.get(v(0)).get(v(1)).simd(k === 1 ? 'f32x4.add' : 'f32x4.sub').get(v(2)).simd('f32x4.add').get(26).simd('f32x4.mul');
+    }
+  };
+  b.whileLoop(
+    () => { b.get(2); },
+    () => {
+      b.get(0).set(4);
+      for (let i = 0; i < 9; i++) {
+        b.load(4).set(5 + i);
+        if (i < 8) b.addLocal(4, 3);
+      }
+      for (let k = 0; k < 4; k++) for (let c = 0; c < 3; c++) { gRow(k, (a) => g(a, c)); b.set(t(k, c)); }
+      b.get(1).set(4);
+      for (let k = 0; k < 4; k++) {
+        for (let l = 0; l < 4; l++) {
+          b.get(4);
+          gRow(l, (c) => t(k, c));
+          b.store();
+          b.addLocal(4, 3);
+        }
+      }
+      b.addTo(0, 16).addTo(1, 16);
+      b.get(2).i32(1).op('i32.sub').set(2);
+    },
+  );
+  return b;
+}
+
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   return assemble(
@@ -345,6 +497,9 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'copyRuns', body: copyRuns() },
       { name: 'sgdMomentum', body: sgdMomentum() },
       { name: 'shortGemm', body: shortGemm() },
+      { name: 'winogradInput', body: winogradInput() },
+      { name: 'winogradOutput', body: winogradOutput() },
+      { name: 'winogradFilter', body: winogradFilter() },
     ],
     sharedMemory,
   );

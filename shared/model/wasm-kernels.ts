@@ -49,6 +49,7 @@ import { BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { SGD_KERNEL } from './sgd.ts';
 import { wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
 import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
+import { winogradConv2D } from './winograd.ts';
 
 type Shape4 = [number, number, number, number];
 type ExplicitPads = [[number, number], [number, number], [number, number], [number, number]];
@@ -80,6 +81,52 @@ function conv(
     dilations,
     dimRoundingMode: undefined,
   } as unknown as NamedAttrMap);
+}
+
+// ---------------------------------------------------------------------------
+// Conv2D and FusedConv2D: 3x3 stride-1 convs by Winograd (winograd.ts)
+
+interface ConvAttrs {
+  strides: number | [number, number];
+  pad: 'valid' | 'same' | number | ExplicitPads;
+  dataFormat: string;
+  dilations: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  activation?: string;
+}
+
+/** The Winograd conv for this call, or null where it does not apply. */
+function winogradFor(backend: WasmBackendLike, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo | null {
+  if (attrs.dataFormat !== 'NHWC' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4, filter.shape as Shape4, attrs.strides, attrs.dilations, attrs.pad as 'same', attrs.dimRoundingMode,
+    false, 'channelsLast',
+  );
+  return winogradConv2D(backend, x, filter, info);
+}
+
+function makeConv2D(native: KernelFunc | undefined): KernelFunc {
+  if (native === undefined) throw new Error('wasm Conv2D: the backend has no native Conv2D to fall back to');
+  return (args) => {
+    const backend = asWasmBackend(args.backend);
+    const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+    return winogradFor(backend, x, filter, args.attrs as unknown as ConvAttrs) ?? native(args);
+  };
+}
+
+/** Layers' convs run FusedConv2D even without bias or activation (Petri's never have either). */
+function makeFusedConv2D(native: KernelFunc | undefined): KernelFunc {
+  if (native === undefined) throw new Error('wasm FusedConv2D: the backend has no native FusedConv2D to fall back to');
+  return (args) => {
+    const backend = asWasmBackend(args.backend);
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
+    const attrs = args.attrs as unknown as ConvAttrs;
+    if (x === undefined || filter === undefined || bias != null || preluActivationWeights != null ||
+        (attrs.activation ?? 'linear') !== 'linear') {
+      return native(args);
+    }
+    return winogradFor(backend, x, filter, attrs) ?? native(args);
+  };
 }
 
 // ---------------------------------------------------------------------------
@@ -895,6 +942,8 @@ const OURS: readonly OurKernel[] = [
   // Present in tfjs-backend-wasm 4.22, but as a scalar loop nest.
   { name: 'Conv2DBackpropInput', make: () => conv2dBackpropInput as unknown as KernelFunc, replacesNative: true },
   { name: 'Tile', make: makeTile, replacesNative: true },
+  { name: 'Conv2D', make: makeConv2D, replacesNative: true },
+  { name: 'FusedConv2D', make: makeFusedConv2D, replacesNative: true },
   { name: 'Sum', make: (n) => makeLeadingReduce(n, false), replacesNative: true },
   { name: 'Mean', make: (n) => makeLeadingReduce(n, true), replacesNative: true },
   { name: 'Identity', make: makeIdentity, replacesNative: true },

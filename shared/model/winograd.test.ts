@@ -1,0 +1,124 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { initNodeBackend } from '../../server/tf-backend.ts';
+import { relErr, values } from './numeric-checks.ts';
+import { winogradChunk, winogradSwitch } from './winograd.ts';
+
+type Shape4 = [number, number, number, number];
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const TOLERANCE = 1e-5;
+
+beforeAll(async () => {
+  await initNodeBackend('wasm');
+});
+
+afterEach(() => {
+  winogradChunk.tiles = 64;
+  winogradSwitch.enabled = true;
+});
+
+/**
+ * conv2d, its input gradient and filter gradient for dy on `backend`, and
+ * how many Winograd convs ran (tf.grads runs the forward conv again).
+ */
+async function convAll(backend: string, xShape: Shape4, fShape: Shape4, pad: Pad, strides = 1) {
+  await tf.setBackend(backend);
+  const x = tf.tensor4d(values(size(xShape), 11), xShape);
+  const f = tf.tensor4d(values(size(fShape), 12), fShape);
+  const before = winogradSwitch.used;
+  const tensors = tf.memory().numTensors;
+  const y = tf.conv2d(x, f, strides, pad);
+  const dy = tf.tensor(values(size(y.shape), 13), y.shape);
+  const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, strides, pad))([x, f], dy);
+  const out = { y: y.dataSync().slice(), dx: dx!.dataSync().slice(), df: df!.dataSync().slice(), used: winogradSwitch.used - before };
+  tf.dispose([y, dy, dx!, df!]);
+  const leaked = tf.memory().numTensors - tensors;
+  tf.dispose([x, f]);
+  return { ...out, leaked };
+}
+
+describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
+  // [x, filter, pad, tiles per chunk]
+  const cases: Array<[Shape4, Shape4, Pad, number]> = [
+    [[2, 8, 8, 4], [3, 3, 4, 8], 'same', 64],
+    [[1, 2, 2, 4], [3, 3, 4, 8], 'same', 64],
+    [[3, 6, 10, 12], [3, 3, 12, 16], 'same', 64],
+    // Chunks that end mid-row and mid-image; a last chunk not a multiple of 4.
+    [[3, 6, 10, 12], [3, 3, 12, 16], 'same', 4],
+    [[5, 4, 6, 8], [3, 3, 8, 8], 'same', 8],
+    [[2, 16, 16, 32], [3, 3, 32, 32], 'same', 64],
+    [[2, 8, 8, 64], [3, 3, 64, 128], 1, 64],
+    [[1, 4, 4, 16], [3, 3, 16, 24], [[0, 0], [1, 1], [1, 1], [0, 0]], 64],
+  ];
+  for (const [xShape, fShape, pad, chunk] of cases) {
+    it(`x [${xShape}] filter [${fShape}] pad ${JSON.stringify(pad)} chunk ${chunk}`, async () => {
+      winogradChunk.tiles = chunk;
+      const ref = await convAll('cpu', xShape, fShape, pad);
+      const got = await convAll('wasm', xShape, fShape, pad);
+      // The forward conv twice; the input gradient is a conv of dY (Co channels) into Ci channels.
+      expect(got.used).toBe(2 + (xShape[3] % 8 === 0 ? 1 : 0));
+      expect(relErr(ref.y, got.y)).toBeLessThan(TOLERANCE);
+      expect(relErr(ref.dx, got.dx)).toBeLessThan(TOLERANCE);
+      expect(relErr(ref.df, got.df)).toBeLessThan(TOLERANCE);
+      expect(got.leaked).toBe(0);
+    });
+  }
+
+  it('agrees with XNNPACK\'s direct conv on the same backend', async () => {
+    const xShape: Shape4 = [4, 8, 12, 16];
+    const fShape: Shape4 = [3, 3, 16, 32];
+    const on = await convAll('wasm', xShape, fShape, 'same');
+    winogradSwitch.enabled = false;
+    const off = await convAll('wasm', xShape, fShape, 'same');
+    expect(on.used).toBe(3);
+    expect(off.used).toBe(0);
+    expect(relErr(off.y, on.y)).toBeLessThan(TOLERANCE);
+    expect(relErr(off.dx, on.dx)).toBeLessThan(TOLERANCE);
+  });
+
+  it('leaves the convs it does not cover to XNNPACK, with the same results as cpu', async () => {
+    const cases: Array<[Shape4, Shape4, Pad, number]> = [
+      [[2, 7, 7, 8], [3, 3, 8, 8], 'same', 1], // odd size
+      [[2, 8, 8, 8], [3, 3, 8, 8], 'same', 2], // stride 2
+      [[2, 8, 8, 3], [3, 3, 3, 8], 'same', 1], // 3 input channels
+      [[2, 8, 8, 8], [3, 3, 8, 4], 'same', 1], // 4 output channels
+      [[2, 8, 8, 8], [3, 3, 8, 8], 'valid', 1],
+      [[2, 8, 8, 8], [5, 5, 8, 8], 'same', 1],
+    ];
+    for (const [xShape, fShape, pad, strides] of cases) {
+      const ref = await convAll('cpu', xShape, fShape, pad, strides);
+      const got = await convAll('wasm', xShape, fShape, pad, strides);
+      expect(relErr(ref.y, got.y)).toBeLessThan(TOLERANCE);
+      expect(relErr(ref.dx, got.dx)).toBeLessThan(TOLERANCE);
+      // The input gradient of the 4-output-channel conv is one into 8 channels, from 4: it qualifies.
+      const expected = fShape[3] === 4 ? 1 : 0;
+      expect(got.used, `x [${xShape}] filter [${fShape}] ${pad}`).toBe(expected);
+    }
+  });
+
+  it('runs the layers\' FusedConv2D without bias or activation, and passes the others on', async () => {
+    const xShape: Shape4 = [2, 8, 8, 8];
+    const fShape: Shape4 = [3, 3, 8, 16];
+    const run = async (backend: string, bias: boolean, activation: 'linear' | 'relu') => {
+      await tf.setBackend(backend);
+      const before = winogradSwitch.used;
+      const out = tf.tidy(() => tf.fused.conv2d({
+        x: tf.tensor4d(values(size(xShape), 21), xShape),
+        filter: tf.tensor4d(values(size(fShape), 22), fShape),
+        strides: 1,
+        pad: 'same',
+        bias: bias ? tf.tensor1d(values(16, 23)) : undefined,
+        activation,
+      }).dataSync().slice());
+      return { out, used: winogradSwitch.used - before };
+    };
+    for (const [bias, activation] of [[false, 'linear'], [true, 'linear'], [false, 'relu']] as const) {
+      const ref = await run('cpu', bias, activation);
+      const got = await run('wasm', bias, activation);
+      expect(got.used).toBe(!bias && activation === 'linear' ? 1 : 0);
+      expect(relErr(ref.out, got.out)).toBeLessThan(TOLERANCE);
+    }
+  });
+});
