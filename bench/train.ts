@@ -240,11 +240,16 @@ async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], pl
   let init: ((b: 'wasm' | 'cpu') => Promise<{ backend: string; reason?: string; threads?: number }>) | undefined;
   let measure: ((dna: Dna, plan: MeasurePlan) => Promise<CellResult>) | undefined;
   let petriSimdActive: (() => boolean) | undefined;
-  const simdNote = (): string => (petriSimdActive === undefined ? '' : `, Petri SIMD kernels ${petriSimdActive() ? 'on' : 'off'}`);
+  let petriSimdThreads: (() => number) | undefined;
+  const simdNote = (): string =>
+    petriSimdActive === undefined
+      ? ''
+      : `, Petri SIMD kernels ${petriSimdActive() ? 'on' : 'off'}${petriSimdThreads !== undefined && petriSimdThreads() > 1 ? ` (${petriSimdThreads()} threads)` : ''}`;
   let loadError: string | undefined;
   try {
     ({ initNodeBackend: init } = await import('../server/tf-backend.ts'));
     ({ petriSimdActive } = await import('../shared/model/wasm-heap.ts'));
+    ({ petriSimdThreads } = await import('../shared/model/simd-threads.ts'));
     ({ measureCellChecked: measure } = await import('./lib/train-measure.ts'));
   } catch (err) {
     loadError = `cannot load the Node tf.js backend: ${message(err)}`;

@@ -7,7 +7,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { startSimdThreads } from '../shared/model/simd-threads.ts';
 import { registerWasmTrainingKernels } from '../shared/model/wasm-kernels.ts';
+import { spawnNodePoolWorker } from './simd-pool-node.ts';
 
 /** The backend that is active after {@link initNodeBackend}. */
 export interface NodeBackendInfo {
@@ -18,6 +20,11 @@ export interface NodeBackendInfo {
   threads?: number;
   /** wasm only: why the threaded build was asked for but the single-threaded one runs. */
   threadsFallback?: string;
+  /**
+   * wasm on the threaded build only: why Petri's own SIMD kernels
+   * (shared/model/simd-threads.ts) stay on one thread while XNNPACK has `threads`.
+   */
+  simdThreadsFallback?: string;
 }
 
 /** What the threaded start does; tests put a failing one here. */
@@ -61,6 +68,7 @@ interface WasmStart {
   failure: string | null;
   threads?: number;
   threadsFallback?: string;
+  simdThreadsFallback?: string;
 }
 
 let wasmInit: Promise<WasmStart> | null = null;
@@ -86,7 +94,12 @@ function initWasm(options: NodeBackendOptions): Promise<WasmStart> {
         try {
           const start: ThreadedStart = options.startThreaded ?? (await import('./wasm-node-threads.ts')).startThreadedWasmInNode;
           const started = await start(threads, wasmDir());
-          if (started.ok) return { failure: null, threads: started.threads };
+          if (started.ok) {
+            const simd = await startSimdThreads(started.threads, spawnNodePoolWorker);
+            return simd.reason === undefined
+              ? { failure: null, threads: started.threads }
+              : { failure: null, threads: started.threads, simdThreadsFallback: simd.reason };
+          }
           threadsFallback = 'tf.setBackend("wasm") on the threaded build returned false';
         } catch (err) {
           threadsFallback = message(err);
@@ -118,13 +131,14 @@ function initWasm(options: NodeBackendOptions): Promise<WasmStart> {
  */
 export async function initNodeBackend(preferred: 'wasm' | 'cpu' = 'wasm', options: NodeBackendOptions = {}): Promise<NodeBackendInfo> {
   if (preferred === 'wasm') {
-    const { failure, threads, threadsFallback } = await initWasm(options);
+    const { failure, threads, threadsFallback, simdThreadsFallback } = await initWasm(options);
     if (failure === null) {
       if (tf.getBackend() !== 'wasm') await tf.setBackend('wasm');
       return {
         backend: 'wasm',
         ...(threads !== undefined ? { threads } : {}),
         ...(threadsFallback !== undefined ? { threadsFallback } : {}),
+        ...(simdThreadsFallback !== undefined ? { simdThreadsFallback } : {}),
       };
     }
     await tf.setBackend('cpu');

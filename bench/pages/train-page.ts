@@ -11,6 +11,8 @@ import { registerWasmTrainingKernels } from '../../shared/model/wasm-kernels.ts'
 import { petriSimdActive } from '../../shared/model/wasm-heap.ts';
 import { configureWebGpuSubmission } from '../../shared/model/webgpu-submit.ts';
 import { startWasmBackend } from '../../shared/model/wasm-threads.ts';
+import { petriSimdThreads, startSimdThreads } from '../../shared/model/simd-threads.ts';
+import { spawnBrowserPoolWorker } from '../../client/train/simd-pool-browser.ts';
 import { measureCellChecked, type CellResult, type MeasurePlan } from '../lib/train-measure.ts';
 
 export interface PageBackendInfo {
@@ -33,7 +35,7 @@ async function describe(backend: string): Promise<string> {
       .getEntriesByType('resource')
       .map((e) => e.name.split('/').pop() ?? '')
       .filter((n) => n.endsWith('.wasm'));
-    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}, Petri SIMD kernels=${petriSimdActive() ? 'on' : 'off'}`;
+    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}, Petri SIMD kernels=${petriSimdActive() ? 'on' : 'off'}, Petri SIMD threads=${petriSimdThreads()}`;
   }
   if (backend === 'webgl') {
     const gl = document.createElement('canvas').getContext('webgl2');
@@ -62,6 +64,8 @@ window.petriBenchInit = async (backend, threads) => {
   const ok = backend === 'wasm' && threads !== undefined ? (await startWasmBackend(threads)).ok : await tf.setBackend(backend);
   if (!ok) throw new Error(`tf.setBackend('${backend}') returned false`);
   await tf.ready();
+  // Petri's own SIMD kernels (Winograd convs) on as many threads as XNNPACK, as volunteer tabs do.
+  if (backend === 'wasm' && threads !== undefined && threads > 1) await startSimdThreads(threads, spawnBrowserPoolWorker);
   return { backend: tf.getBackend(), detail: await describe(backend) };
 };
 

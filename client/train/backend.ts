@@ -112,8 +112,16 @@ async function tryWasm(): Promise<Attempt> {
   if (threads === 1) tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   const started = await startWasmBackend(threads);
   if (!started.ok) return { ok: false, reason: 'WebAssembly could not start' };
+  // Petri's own SIMD kernels (Winograd convs) on as many threads as XNNPACK.
+  const { startSimdThreads } = await import('../../shared/model/simd-threads.ts');
+  const { spawnBrowserPoolWorker } = await import('./simd-pool-browser.ts');
+  const simd = await startSimdThreads(started.threads, spawnBrowserPoolWorker);
   await smokeTest();
-  const notes = [cores ? `${cores} logical cores` : '', isolated ? '' : 'the page is not cross-origin isolated'].filter((n) => n !== '');
+  const notes = [
+    cores ? `${cores} logical cores` : '',
+    isolated ? '' : 'the page is not cross-origin isolated',
+    simd.reason !== undefined ? `Petri's kernels on one thread: ${simd.reason}` : '',
+  ].filter((n) => n !== '');
   return {
     ok: true,
     adapter: `CPU via WebAssembly, ${started.threads === 1 ? 'one thread' : `${started.threads} threads`}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,

@@ -47,6 +47,7 @@ const SIMD = {
   'f32x4.gt': 0x44,
   'v128.and': 0x4e,
   'f64x2.promote_low_f32x4': 0x5f,
+  'f32x4.neg': 0xe1,
   'f32x4.add': 0xe4,
   'f32x4.sub': 0xe5,
   'f32x4.mul': 0xe6,

@@ -36,6 +36,12 @@ export interface SimdKernels {
   winogradOutput(src: number, dst: number, count: number, groups: number, planeBytes: number, rowBytes: number): void;
   /** See {@link winogradFilter}. */
   winogradFilter(src: number, dst: number, groups: number, planeBytes: number): void;
+  /** See {@link winogradGradOutput}. */
+  winogradGradOutput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  /** See {@link tnGemm}. */
+  tnGemm(a: number, b: number, c: number, cBlocks: number, oBlocks: number, count: number, aRowBytes: number, bRowBytes: number, cRowBytes: number): void;
+  /** See {@link winogradFilterGrad}. */
+  winogradFilterGrad(src: number, dst: number, groups: number, srcPlane: number, dstPlane: number): void;
   /** See {@link copyRuns}; strides in bytes. */
   copyRuns(
     src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
@@ -485,6 +491,166 @@ function winogradFilter(): Body {
   return b;
 }
 
+/**
+ * The filter gradient's transform of the output gradient, dM = A·dy·Aᵀ
+ * (A = [1 0; 1 1; 1 -1; 0 -1]), for `count` 2x2 tiles along one tile row
+ * of dY (NHWC rows `rowBytes` apart): 16 planes per tile at dst, as
+ * {@link winogradInput} writes V.
+ */
+function winogradGradOutput(): Body {
+  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5
+  // locals i32: t6 g7 s8 d9 gs10 gd11 q12 cb13; v128: y00 14 y01 15 y10 16 y11 17 r0 18 r1 19
+  const b = new Body(6, [{ type: I32, count: 8 }, { type: V128, count: 6 }]);
+  b.get(3).i32(16).op('i32.mul').set(13);
+  b.get(0).set(8).get(1).set(9).get(2).set(6);
+  // One row of A applied to (p, q): p, p+q, p-q, -q.
+  const aRow = (k: number, p: number, q: number): void => {
+    if (k === 0) b.get(p);
+    else if (k === 1) b.get(p).get(q).simd('f32x4.add');
+    else if (k === 2) b.get(p).get(q).simd('f32x4.sub');
+    else b.get(q).simd('f32x4.neg');
+  };
+  b.whileLoop(
+    () => { b.get(6); },
+    () => {
+      b.get(8).set(10).get(9).set(11).get(3).set(7);
+      b.whileLoop(
+        () => { b.get(7); },
+        () => {
+          b.load(10).set(14);
+          b.get(10).get(13).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).set(15);
+          b.get(10).get(4).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).set(16);
+          b.get(10).get(4).op('i32.add').get(13).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).set(17);
+          b.get(11).set(12);
+          for (let k = 0; k < 4; k++) {
+            aRow(k, 14, 16);
+            b.set(18);
+            aRow(k, 15, 17);
+            b.set(19);
+            for (let l = 0; l < 4; l++) {
+              b.get(12);
+              aRow(l, 18, 19);
+              b.store();
+              b.addLocal(12, 5);
+            }
+          }
+          b.addTo(10, 16).addTo(11, 16);
+          b.get(7).i32(1).op('i32.sub').set(7);
+        },
+      );
+      b.addLocal(8, 13).addLocal(8, 13).addLocal(9, 13);
+      b.get(6).i32(1).op('i32.sub').set(6);
+    },
+  );
+  return b;
+}
+
+/**
+ * C += Aᵀ·B: A is [count][4*cBlocks] (rows `aRowBytes` apart), B is
+ * [count][8*oBlocks] (rows `bRowBytes` apart), C is [4*cBlocks][8*oBlocks]
+ * (rows `cRowBytes` apart). A 4x8 block of C stays in registers while the
+ * loop runs over the `count` rows.
+ */
+function tnGemm(): Body {
+  // params a0 b1 c2 cBlocks3 oBlocks4 count5 aRow6 bRow7 cRow8
+  // locals i32: cb9 ob10 t11 pa12 pb13 pc14 q15; v128: acc 16..23, av 24, b0 25, b1 26, lane 27
+  const b = new Body(9, [{ type: I32, count: 7 }, { type: V128, count: 12 }]);
+  const acc = (i: number): number => 16 + i;
+  const splat = (lane: number): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < 4; i++) out.push(4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3);
+    return out;
+  };
+  b.i32(0).set(9);
+  b.whileLoop(
+    () => { b.get(9).get(3).op('i32.lt_s'); },
+    () => {
+      b.i32(0).set(10);
+      b.whileLoop(
+        () => { b.get(10).get(4).op('i32.lt_s'); },
+        () => {
+          // C rows 4*cb .. 4*cb+3, columns 8*ob ..
+          b.get(2).get(9).i32(4).op('i32.mul').get(8).op('i32.mul').op('i32.add').get(10).i32(32).op('i32.mul').op('i32.add').set(14);
+          b.get(14).set(15);
+          for (let r = 0; r < 4; r++) {
+            b.load(15).set(acc(2 * r)).load(15, 16).set(acc(2 * r + 1));
+            if (r < 3) b.addLocal(15, 8);
+          }
+          b.get(0).get(9).i32(16).op('i32.mul').op('i32.add').set(12);
+          b.get(1).get(10).i32(32).op('i32.mul').op('i32.add').set(13);
+          b.get(5).set(11);
+          b.whileLoop(
+            () => { b.get(11); },
+            () => {
+              b.load(12).set(24).load(13).set(25).load(13, 16).set(26);
+              for (let r = 0; r < 4; r++) {
+                b.get(24).get(24).shuffle(splat(r)).set(27);
+                b.get(acc(2 * r)).get(27).get(25).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r));
+                b.get(acc(2 * r + 1)).get(27).get(26).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r + 1));
+              }
+              b.addLocal(12, 6).addLocal(13, 7);
+              b.get(11).i32(1).op('i32.sub').set(11);
+            },
+          );
+          b.get(14).set(15);
+          for (let r = 0; r < 4; r++) {
+            b.get(15).get(acc(2 * r)).store(0);
+            b.get(15).get(acc(2 * r + 1)).store(16);
+            if (r < 3) b.addLocal(15, 8);
+          }
+          b.addTo(10, 1);
+        },
+      );
+      b.addTo(9, 1);
+    },
+  );
+  return b;
+}
+
+/**
+ * The filter gradient back from the Winograd domain, dW = Gᵀ·dU·G, over
+ * `groups` blocks of four floats: 16 planes `srcPlane` bytes apart at src,
+ * nine taps `dstPlane` bytes apart at dst.
+ */
+function winogradFilterGrad(): Body {
+  // params src0 dst1 groups2 srcPlane3 dstPlane4; locals i32: q5; v128: u 6..21, s(a,l) 22..33, half 34
+  const b = new Body(5, [{ type: I32, count: 1 }, { type: V128, count: 29 }]);
+  const u = (k: number, l: number): number => 6 + 4 * k + l;
+  const sv = (a: number, l: number): number => 22 + 4 * a + l;
+  b.f32(0.5).simd('f32x4.splat').set(34);
+  // One column of G (a row of Gᵀ) applied to four values: [1 ½ ½ 0], [0 ½ -½ 0], [0 ½ ½ 1].
+  const gCol = (a: number, v: (i: number) => number): void => {
+    if (a === 1) {
+      b.get(v(1)).get(v(2)).simd('f32x4.sub').get(34).simd('f32x4.mul');
+      return;
+    }
+    b.get(v(1)).get(v(2)).simd('f32x4.add').get(34).simd('f32x4.mul').get(v(a === 0 ? 0 : 3)).simd('f32x4.add');
+  };
+  b.whileLoop(
+    () => { b.get(2); },
+    () => {
+      b.get(0).set(5);
+      for (let i = 0; i < 16; i++) {
+        b.load(5).set(6 + i);
+        if (i < 15) b.addLocal(5, 3);
+      }
+      for (let a = 0; a < 3; a++) for (let l = 0; l < 4; l++) { gCol(a, (k) => u(k, l)); b.set(sv(a, l)); }
+      b.get(1).set(5);
+      for (let a = 0; a < 3; a++) {
+        for (let c = 0; c < 3; c++) {
+          b.get(5);
+          gCol(c, (l) => sv(a, l));
+          b.store();
+          b.addLocal(5, 4);
+        }
+      }
+      b.addTo(0, 16).addTo(1, 16);
+      b.get(2).i32(1).op('i32.sub').set(2);
+    },
+  );
+  return b;
+}
+
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   return assemble(
@@ -500,6 +666,9 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'winogradInput', body: winogradInput() },
       { name: 'winogradOutput', body: winogradOutput() },
       { name: 'winogradFilter', body: winogradFilter() },
+      { name: 'winogradGradOutput', body: winogradGradOutput() },
+      { name: 'tnGemm', body: tnGemm() },
+      { name: 'winogradFilterGrad', body: winogradFilterGrad() },
     ],
     sharedMemory,
   );

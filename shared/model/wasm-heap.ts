@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
-import { simdKernelsFor, webAssembly, type SimdKernels } from './simd-kernels.ts';
+import { simdKernelsFor, webAssembly, type SimdKernels, type WasmMemoryLike } from './simd-kernels.ts';
 
 export const BACKEND = 'wasm';
 
@@ -60,10 +60,16 @@ export function simdFor(backend: WasmBackendLike, view: Float32Array): SimdKerne
   return kernels;
 }
 
-function linkedSimd(backend: WasmBackendLike, view: Float32Array): SimdKernels | null {
+/** The backend's heap (a WebAssembly.Memory), where tf.js 4.22's module exposes it. */
+export function wasmHeapMemory(backend: WasmBackendLike): WasmMemoryLike | null {
   const module = (backend as { wasm?: { wasmMemory?: unknown; asm?: { memory?: unknown } } }).wasm;
   const memory = module?.wasmMemory ?? module?.asm?.memory;
-  if (webAssembly === undefined || !(memory instanceof webAssembly.Memory) || memory.buffer !== view.buffer) return null;
+  return webAssembly !== undefined && memory instanceof webAssembly.Memory ? memory : null;
+}
+
+function linkedSimd(backend: WasmBackendLike, view: Float32Array): SimdKernels | null {
+  const memory = wasmHeapMemory(backend);
+  if (memory === null || memory.buffer !== view.buffer) return null;
   return simdKernelsFor(memory);
 }
 

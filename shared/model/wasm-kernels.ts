@@ -49,7 +49,7 @@ import { BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { SGD_KERNEL } from './sgd.ts';
 import { wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
 import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
-import { winogradConv2D } from './winograd.ts';
+import { winogradConv2D, winogradFilterGradient } from './winograd.ts';
 
 type Shape4 = [number, number, number, number];
 type ExplicitPads = [[number, number], [number, number], [number, number], [number, number]];
@@ -199,6 +199,8 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
   if (fh === 1 && fw === 1 && top === 0 && left === 0 && bottom <= 0 && right <= 0) {
     return filterGradPointwise(backend, x, dy, sh, sw);
   }
+  const winograd = winogradFilterGradient(backend, x, dy, info);
+  if (winograd !== null) return winograd;
   const im2col = filterGradIm2col(backend, x, dy, fh, fw, sh, sw, top, left);
   if (im2col !== null) return im2col;
   if (sh === 1 && sw === 1 && ci < co && top < fh && left < fw && bottom >= 0 && right >= 0) {

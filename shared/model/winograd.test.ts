@@ -1,6 +1,9 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../../server/tf-backend.ts';
+import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
+import { petriSimdThreads } from './simd-threads.ts';
 import { relErr, values } from './numeric-checks.ts';
 import { winogradChunk, winogradSwitch } from './winograd.ts';
 
@@ -11,7 +14,10 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 const TOLERANCE = 1e-5;
 
 beforeAll(async () => {
-  await initNodeBackend('wasm');
+  const init = await initNodeBackend('wasm');
+  expect(init.simdThreadsFallback).toBeUndefined();
+  // PETRI_WASM_THREADS=2 (the last test) runs this file with the convs split over a worker pool.
+  expect(petriSimdThreads()).toBe(nodeWasmThreads());
 });
 
 afterEach(() => {
@@ -57,8 +63,9 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
       winogradChunk.tiles = chunk;
       const ref = await convAll('cpu', xShape, fShape, pad);
       const got = await convAll('wasm', xShape, fShape, pad);
-      // The forward conv twice; the input gradient is a conv of dY (Co channels) into Ci channels.
-      expect(got.used).toBe(2 + (xShape[3] % 8 === 0 ? 1 : 0));
+      // The forward conv twice and the filter gradient; the input gradient is a conv of dY (Co
+      // channels) into Ci channels.
+      expect(got.used).toBe(3 + (xShape[3] % 8 === 0 ? 1 : 0));
       expect(relErr(ref.y, got.y)).toBeLessThan(TOLERANCE);
       expect(relErr(ref.dx, got.dx)).toBeLessThan(TOLERANCE);
       expect(relErr(ref.df, got.df)).toBeLessThan(TOLERANCE);
@@ -72,7 +79,8 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
     const on = await convAll('wasm', xShape, fShape, 'same');
     winogradSwitch.enabled = false;
     const off = await convAll('wasm', xShape, fShape, 'same');
-    expect(on.used).toBe(3);
+    expect(on.used).toBe(4);
+    expect(relErr(off.df, on.df)).toBeLessThan(TOLERANCE);
     expect(off.used).toBe(0);
     expect(relErr(off.y, on.y)).toBeLessThan(TOLERANCE);
     expect(relErr(off.dx, on.dx)).toBeLessThan(TOLERANCE);
@@ -121,4 +129,18 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
       expect(relErr(ref.out, got.out)).toBeLessThan(TOLERANCE);
     }
   });
+
+  it.runIf(nodeWasmThreads() === 1)('passes every test of this file with PETRI_WASM_THREADS=2 (two threads)', () => {
+    const vitest = fileURLToPath(new URL('../../node_modules/vitest/vitest.mjs', import.meta.url));
+    const file = fileURLToPath(import.meta.url);
+    const r = spawnSync(process.execPath, [vitest, 'run', '--project', 'unit', file], {
+      env: { ...process.env, PETRI_WASM_THREADS: '2', NO_COLOR: '1', FORCE_COLOR: '0' },
+      encoding: 'utf8',
+      timeout: 170_000,
+    });
+    const out = `${r.stdout}${r.stderr}`;
+    expect(r.status, out.slice(-3000)).toBe(0);
+    expect(out).toMatch(/Tests\s+\d+ passed/);
+    expect(out).not.toMatch(/failed/);
+  }, 180_000);
 });

@@ -180,3 +180,86 @@ export function winogradConv2D(
     free(backend, u);
   }
 }
+
+/**
+ * dW of the conv by Winograd, where {@link winogradApplies}: with V the
+ * transformed input tiles and dM = A·dy·Aᵀ the transformed output-gradient
+ * tiles, dU[ξ] = Σ over tiles of V[ξ]ᵀ·dM[ξ] (tnGemm), and dW = Gᵀ·dU·G.
+ * Each thread sums its own images into its own dU; the sums are added at the
+ * end. Null where it does not apply (the caller runs its im2col GEMM).
+ */
+export function winogradFilterGradient(
+  backend: WasmBackendLike, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo,
+): TensorInfo | null {
+  if (!winogradApplies(info) || x.dtype !== 'float32' || dy.dtype !== 'float32') return null;
+  const simd = simdFor(backend, f32(backend, x));
+  if (simd === null) return null;
+  const [n, h, w, ci] = x.shape as Shape4;
+  const co = info.outChannels;
+  const ph = h + 2;
+  const pw = w + 2;
+  const tw = w / 2;
+  const perImage = (h / 2) * tw;
+  const chunk = winogradChunk.tiles;
+  const threads = Math.max(1, Math.min(simdThreads(simd), n));
+  const scratchFloats = 16 * chunk * (ci + co);
+  const uFloats = 16 * ci * co;
+
+  const padded = backend.makeOutput([n, ph, pw, ci], 'float32');
+  const scratch = backend.makeOutput([threads, scratchFloats], 'float32');
+  const sums = backend.makeOutput([threads, uFloats], 'float32');
+  const dw = backend.makeOutput([3, 3, ci, co], 'float32');
+  try {
+    const pView = f32(backend, padded);
+    const pAt = pView.byteOffset;
+    const xAt = f32(backend, x).byteOffset;
+    const dyAt = f32(backend, dy).byteOffset;
+    const sAt = f32(backend, scratch).byteOffset;
+    const uView = f32(backend, sums);
+    const uAt = uView.byteOffset;
+    zeroBorder(pView, n, ph, pw, ci);
+    uView.fill(0);
+
+    const rowIn = pw * ci * 4;
+    const vPlane = chunk * ci * 4;
+    const mPlane = chunk * co * 4;
+    const programs: SimdCall[][] = [];
+    for (let t = 0; t < threads; t++) {
+      const calls: SimdCall[] = [];
+      const i0 = Math.floor((n * t) / threads);
+      const i1 = Math.floor((n * (t + 1)) / threads);
+      const vAt = sAt + t * scratchFloats * 4;
+      const mAt = vAt + 16 * vPlane;
+      const dU = uAt + t * uFloats * 4;
+      for (let i = i0; i < i1; i++) {
+        calls.push(['copyRuns', xAt + i * h * w * ci * 4, pAt + ((i * ph + 1) * pw + 1) * ci * 4, h, w * ci * 4, rowIn, 1, w * ci * 4, 0, 0]);
+      }
+      const end = i1 * perImage;
+      for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
+        const count = Math.min(chunk, end - c0);
+        forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
+          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ci * 4, vAt + (tile - c0) * ci * 4, len, ci / 4, rowIn, vPlane]);
+          calls.push(['winogradGradOutput', dyAt + ((img * h + 2 * ty) * w + 2 * tx) * co * 4, mAt + (tile - c0) * co * 4, len, co / 4, w * co * 4, mPlane]);
+        });
+        for (let xi = 0; xi < 16; xi++) {
+          calls.push(['tnGemm', vAt + xi * vPlane, mAt + xi * mPlane, dU + xi * ci * co * 4, ci / 4, co / 8, count, ci * 4, co * 4, co * 4]);
+        }
+      }
+      programs.push(calls);
+    }
+    runSimdPrograms(simd, programs);
+    const all = f32(backend, sums);
+    for (let t = 1; t < threads; t++) {
+      const base = t * uFloats;
+      for (let i = 0; i < uFloats; i++) all[i] = (all[i] as number) + (all[base + i] as number);
+    }
+    simd.winogradFilterGrad(uAt, f32(backend, dw).byteOffset, (ci * co) / 4, ci * co * 4, ci * co * 4);
+    winogradSwitch.used++;
+    return dw;
+  } catch (e) {
+    free(backend, dw);
+    throw e;
+  } finally {
+    free(backend, padded, scratch, sums);
+  }
+}
