@@ -13,7 +13,13 @@
  * Tiles go through in chunks small enough for V and M to stay in cache,
  * and the images are split between threads (simd-calls.ts). The input
  * gradient of such a conv (wasm-kernels.ts) is again one: dY with the
- * filter rotated by 180° and its channels swapped.
+ * filter rotated by 180° and its channels swapped. The filter gradient is
+ * dU[ξ] = Σ V[ξ]ᵀ·dM[ξ] over the tiles, with dM the output gradient's tiles
+ * transformed, and dW = Gᵀ·dU·G.
+ *
+ * The SIMD loops take input channels in fours and output channels in
+ * eights; other counts (evolved nets have any) run on copies padded with
+ * zero channels, and the results are copied back without the padding.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
@@ -30,10 +36,26 @@ export const winogradChunk = { tiles: 64 };
 export const winogradSwitch = { enabled: true, used: 0 };
 
 /**
+ * Fewest channels, in and out, for Winograd: below them the padded GEMMs
+ * are mostly zeros (a first layer on RGB images stays on XNNPACK).
+ */
+export const WINOGRAD_MIN_CHANNELS = 8;
+
+/**
+ * Smallest Ci·Co for Winograd. Below it the transforms (memory passes)
+ * cost more than the GEMM work saved: on this 2-core machine, 2 threads,
+ * batch 50, XNNPACK was faster at 16->16 and 8->8 and even at 12->12;
+ * Winograd was faster from about 12->24 up (20->28: 1.2x, 60->70: 1.8x).
+ */
+export const WINOGRAD_MIN_CHANNEL_PRODUCT = 512;
+
+const roundUp = (v: number, m: number): number => Math.ceil(v / m) * m;
+
+/**
  * Whether a conv of this shape runs as Winograd here: a 3x3 filter, stride
- * and dilation 1, one pixel of padding on every side, even height and width,
- * input channels a multiple of 4 and output channels a multiple of 8 (the
- * SIMD loops' widths).
+ * and dilation 1, one pixel of padding on every side, even height and
+ * width, at least {@link WINOGRAD_MIN_CHANNELS} channels in and out and
+ * {@link WINOGRAD_MIN_CHANNEL_PRODUCT} channel pairs.
  */
 export function winogradApplies(info: tf.backend_util.Conv2DInfo): boolean {
   const p = info.padInfo;
@@ -44,79 +66,150 @@ export function winogradApplies(info: tf.backend_util.Conv2DInfo): boolean {
     p.top === 1 && p.bottom === 1 && p.left === 1 && p.right === 1 &&
     info.inHeight % 2 === 0 && info.inWidth % 2 === 0 && info.inHeight >= 2 && info.inWidth >= 2 &&
     info.outHeight === info.inHeight && info.outWidth === info.inWidth &&
-    info.inChannels % 4 === 0 && info.outChannels % 8 === 0 && info.batchSize >= 1;
+    info.inChannels >= WINOGRAD_MIN_CHANNELS && info.outChannels >= WINOGRAD_MIN_CHANNELS &&
+    info.inChannels * info.outChannels >= WINOGRAD_MIN_CHANNEL_PRODUCT && info.batchSize >= 1;
 }
 
-/** U = G·g·Gᵀ of an HWIO [3,3,Ci,Co] filter, as [16, Ci, Co]. */
-export function winogradFilter(backend: WasmBackendLike, simd: SimdKernels, filter: TensorInfo): TensorInfo {
+/** Sizes of one Winograd conv; `ciP`/`coP` are the channel counts the SIMD loops run on. */
+interface Geometry {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  ciP: number;
+  coP: number;
+  /** Padded image height and width. */
+  ph: number;
+  pw: number;
+  /** Tiles per tile row and per image. */
+  tw: number;
+  perImage: number;
+  chunk: number;
+  threads: number;
+}
+
+function geometry(simd: SimdKernels, x: readonly number[], co: number): Geometry {
+  const [n, h, w, ci] = x as Shape4;
+  return {
+    n, h, w, ci, co,
+    ciP: roundUp(ci, 4),
+    coP: roundUp(co, 8),
+    ph: h + 2,
+    pw: w + 2,
+    tw: w / 2,
+    perImage: (h / 2) * (w / 2),
+    chunk: winogradChunk.tiles,
+    threads: Math.max(1, Math.min(simdThreads(simd), n)),
+  };
+}
+
+/** Images [i0, i1) of thread t. */
+function imagesOf(g: Geometry, t: number): [number, number] {
+  return [Math.floor((g.n * t) / g.threads), Math.floor((g.n * (t + 1)) / g.threads)];
+}
+
+/**
+ * U = G·g·Gᵀ of an HWIO [3,3,Ci,Co] filter, as [16, ciP, coP] (zero where
+ * the channels are padding).
+ */
+export function winogradFilter(backend: WasmBackendLike, simd: SimdKernels, filter: TensorInfo, ciP: number, coP: number): TensorInfo {
   const [, , ci, co] = filter.shape as Shape4;
-  const u = backend.makeOutput([16, ci, co], 'float32');
-  const cc = ci * co;
-  simd.winogradFilter(f32(backend, filter).byteOffset, f32(backend, u).byteOffset, cc / 4, cc * 4);
-  return u;
+  const cc = ciP * coP;
+  let padded: TensorInfo | null = null;
+  if (ci !== ciP || co !== coP) {
+    padded = backend.makeOutput([3, 3, ciP, coP], 'float32');
+  }
+  const u = backend.makeOutput([16, ciP, coP], 'float32');
+  try {
+    let src = f32(backend, filter).byteOffset;
+    if (padded !== null) {
+      const view = f32(backend, padded);
+      view.fill(0);
+      simd.copyRuns(src, view.byteOffset, 9, ci * co * 4, cc * 4, ci, co * 4, co * 4, coP * 4);
+      src = view.byteOffset;
+    }
+    simd.winogradFilter(src, f32(backend, u).byteOffset, cc / 4, cc * 4);
+    return u;
+  } finally {
+    if (padded !== null) free(backend, padded);
+  }
+}
+
+/**
+ * The zero-padded input P [n, h+2, w+2, ciP]: zeroes what the copies leave
+ * (the frame, or everything when channels are padded too; the heap is not
+ * zeroed) and returns the copy of image i as a call for its thread.
+ */
+function paddedInput(g: Geometry, view: Float32Array, xAt: number): (i: number) => SimdCall {
+  if (g.ciP !== g.ci) view.fill(0);
+  else zeroBorder(view, g.n, g.ph, g.pw, g.ci);
+  const pAt = view.byteOffset;
+  const { h, w, ci, ciP, pw, ph } = g;
+  return (i) => {
+    const src = xAt + i * h * w * ci * 4;
+    const dst = pAt + ((i * ph + 1) * pw + 1) * ciP * 4;
+    return ci === ciP
+      ? ['copyRuns', src, dst, h, w * ci * 4, pw * ci * 4, 1, w * ci * 4, 0, 0]
+      : ['copyRuns', src, dst, h, w * ci * 4, pw * ciP * 4, w, ci * 4, ci * 4, ciP * 4];
+  };
 }
 
 /**
  * Y = conv3x3(X, W) for NHWC X [n, h, w, ci] and the transformed filter
- * `u` ([16, ci, co], {@link winogradFilter}).
+ * `u` ([16, ciP, coP], {@link winogradFilter}); Y has `co` channels.
  */
 export function winogradConv(
-  backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo, u: TensorInfo,
+  backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo, u: TensorInfo, co: number,
 ): TensorInfo {
-  const [n, h, w, ci] = x.shape as Shape4;
-  const co = u.shape[2] as number;
-  const ph = h + 2;
-  const pw = w + 2;
-  const th = h / 2;
-  const tw = w / 2;
-  const perImage = th * tw;
-  const chunk = winogradChunk.tiles;
-  const threads = Math.max(1, Math.min(simdThreads(simd), n));
-  const scratchFloats = 16 * chunk * (ci + co);
+  const g = geometry(simd, x.shape, co);
+  const { n, h, w, ciP, coP, ph, pw, tw, perImage, chunk } = g;
+  const scratchFloats = 16 * chunk * (ciP + coP);
 
-  const padded = backend.makeOutput([n, ph, pw, ci], 'float32');
-  const scratch = backend.makeOutput([threads, scratchFloats], 'float32');
+  const padded = backend.makeOutput([n, ph, pw, ciP], 'float32');
+  const scratch = backend.makeOutput([g.threads, scratchFloats], 'float32');
+  // Output channels padded: the transform writes coP channels, copied down to co after.
+  const wide = coP !== co ? backend.makeOutput([n, h, w, coP], 'float32') : null;
   const y = backend.makeOutput([n, h, w, co], 'float32');
   try {
     // Views after the last allocation.
     const pView = f32(backend, padded);
     const pAt = pView.byteOffset;
-    const xAt = f32(backend, x).byteOffset;
+    const pad = paddedInput(g, pView, f32(backend, x).byteOffset);
     const uAt = f32(backend, u).byteOffset;
     const yAt = f32(backend, y).byteOffset;
+    const outAt = wide === null ? yAt : f32(backend, wide).byteOffset;
     const sAt = f32(backend, scratch).byteOffset;
-    zeroBorder(pView, n, ph, pw, ci);
 
-    const rowIn = pw * ci * 4;
-    const vPlane = chunk * ci * 4;
-    const mPlane = chunk * co * 4;
+    const rowIn = pw * ciP * 4;
+    const vPlane = chunk * ciP * 4;
+    const mPlane = chunk * coP * 4;
     const programs: SimdCall[][] = [];
-    for (let t = 0; t < threads; t++) {
+    for (let t = 0; t < g.threads; t++) {
       const calls: SimdCall[] = [];
-      const i0 = Math.floor((n * t) / threads);
-      const i1 = Math.floor((n * (t + 1)) / threads);
+      const [i0, i1] = imagesOf(g, t);
       const vAt = sAt + t * scratchFloats * 4;
       const mAt = vAt + 16 * vPlane;
-      for (let i = i0; i < i1; i++) {
-        // This image into the middle of its padded copy.
-        calls.push(['copyRuns', xAt + i * h * w * ci * 4, pAt + ((i * ph + 1) * pw + 1) * ci * 4, h, w * ci * 4, rowIn, 1, w * ci * 4, 0, 0]);
-      }
-      const first = i0 * perImage;
+      for (let i = i0; i < i1; i++) calls.push(pad(i));
       const end = i1 * perImage;
-      for (let c0 = first; c0 < end; c0 += chunk) {
+      for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
         const count = Math.min(chunk, end - c0);
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ci * 4, vAt + (tile - c0) * ci * 4, len, ci / 4, rowIn, vPlane]);
+          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane]);
         });
         for (let xi = 0; xi < 16; xi++) {
           calls.push([
-            'shortGemm', vAt + xi * vPlane, uAt + xi * ci * co * 4, mAt + xi * mPlane,
-            Math.ceil(count / 4), co / 8, ci, ci * 4, co * 4,
+            'shortGemm', vAt + xi * vPlane, uAt + xi * ciP * coP * 4, mAt + xi * mPlane,
+            Math.ceil(count / 4), coP / 8, ciP, ciP * 4, coP * 4,
           ]);
         }
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(['winogradOutput', mAt + (tile - c0) * co * 4, yAt + ((img * h + 2 * ty) * w + 2 * tx) * co * 4, len, co / 4, mPlane, w * co * 4]);
+          calls.push(['winogradOutput', mAt + (tile - c0) * coP * 4, outAt + ((img * h + 2 * ty) * w + 2 * tx) * coP * 4, len, coP / 4, mPlane, w * coP * 4]);
         });
+      }
+      if (wide !== null && i1 > i0) {
+        const pixels = (i1 - i0) * h * w;
+        calls.push(['copyRuns', outAt + i0 * h * w * coP * 4, yAt + i0 * h * w * co * 4, 1, 0, 0, pixels, co * 4, coP * 4, co * 4]);
       }
       programs.push(calls);
     }
@@ -128,6 +221,7 @@ export function winogradConv(
     throw e;
   } finally {
     free(backend, padded, scratch);
+    if (wide !== null) free(backend, wide);
   }
 }
 
@@ -173,9 +267,10 @@ export function winogradConv2D(
   if (!winogradApplies(info) || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
   const simd = simdFor(backend, f32(backend, x));
   if (simd === null) return null;
-  const u = winogradFilter(backend, simd, filter);
+  const co = info.outChannels;
+  const u = winogradFilter(backend, simd, filter, roundUp(info.inChannels, 4), roundUp(co, 8));
   try {
-    return winogradConv(backend, simd, x, u);
+    return winogradConv(backend, simd, x, u, co);
   } finally {
     free(backend, u);
   }
@@ -194,66 +289,73 @@ export function winogradFilterGradient(
   if (!winogradApplies(info) || x.dtype !== 'float32' || dy.dtype !== 'float32') return null;
   const simd = simdFor(backend, f32(backend, x));
   if (simd === null) return null;
-  const [n, h, w, ci] = x.shape as Shape4;
-  const co = info.outChannels;
-  const ph = h + 2;
-  const pw = w + 2;
-  const tw = w / 2;
-  const perImage = (h / 2) * tw;
-  const chunk = winogradChunk.tiles;
-  const threads = Math.max(1, Math.min(simdThreads(simd), n));
-  const scratchFloats = 16 * chunk * (ci + co);
-  const uFloats = 16 * ci * co;
+  const g = geometry(simd, x.shape, info.outChannels);
+  const { n, h, w, ci, co, ciP, coP, ph, pw, tw, perImage, chunk } = g;
+  const scratchFloats = 16 * chunk * (ciP + coP);
+  const uFloats = 16 * ciP * coP;
 
-  const padded = backend.makeOutput([n, ph, pw, ci], 'float32');
-  const scratch = backend.makeOutput([threads, scratchFloats], 'float32');
-  const sums = backend.makeOutput([threads, uFloats], 'float32');
+  const padded = backend.makeOutput([n, ph, pw, ciP], 'float32');
+  const scratch = backend.makeOutput([g.threads, scratchFloats], 'float32');
+  const sums = backend.makeOutput([g.threads, uFloats], 'float32');
+  // Output channels padded: a copy of dY with coP channels, and dW with them before it is cut down.
+  const wideDy = coP !== co ? backend.makeOutput([n, h, w, coP], 'float32') : null;
+  const wideDw = coP !== co || ciP !== ci ? backend.makeOutput([3, 3, ciP, coP], 'float32') : null;
   const dw = backend.makeOutput([3, 3, ci, co], 'float32');
   try {
     const pView = f32(backend, padded);
     const pAt = pView.byteOffset;
-    const xAt = f32(backend, x).byteOffset;
+    const pad = paddedInput(g, pView, f32(backend, x).byteOffset);
     const dyAt = f32(backend, dy).byteOffset;
+    let dyUsed = dyAt;
+    if (wideDy !== null) {
+      const view = f32(backend, wideDy);
+      view.fill(0);
+      dyUsed = view.byteOffset;
+    }
     const sAt = f32(backend, scratch).byteOffset;
     const uView = f32(backend, sums);
     const uAt = uView.byteOffset;
-    zeroBorder(pView, n, ph, pw, ci);
     uView.fill(0);
 
-    const rowIn = pw * ci * 4;
-    const vPlane = chunk * ci * 4;
-    const mPlane = chunk * co * 4;
+    const rowIn = pw * ciP * 4;
+    const vPlane = chunk * ciP * 4;
+    const mPlane = chunk * coP * 4;
     const programs: SimdCall[][] = [];
-    for (let t = 0; t < threads; t++) {
+    for (let t = 0; t < g.threads; t++) {
       const calls: SimdCall[] = [];
-      const i0 = Math.floor((n * t) / threads);
-      const i1 = Math.floor((n * (t + 1)) / threads);
+      const [i0, i1] = imagesOf(g, t);
       const vAt = sAt + t * scratchFloats * 4;
       const mAt = vAt + 16 * vPlane;
       const dU = uAt + t * uFloats * 4;
-      for (let i = i0; i < i1; i++) {
-        calls.push(['copyRuns', xAt + i * h * w * ci * 4, pAt + ((i * ph + 1) * pw + 1) * ci * 4, h, w * ci * 4, rowIn, 1, w * ci * 4, 0, 0]);
+      for (let i = i0; i < i1; i++) calls.push(pad(i));
+      if (wideDy !== null && i1 > i0) {
+        const pixels = (i1 - i0) * h * w;
+        calls.push(['copyRuns', dyAt + i0 * h * w * co * 4, dyUsed + i0 * h * w * coP * 4, 1, 0, 0, pixels, co * 4, co * 4, coP * 4]);
       }
       const end = i1 * perImage;
       for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
         const count = Math.min(chunk, end - c0);
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ci * 4, vAt + (tile - c0) * ci * 4, len, ci / 4, rowIn, vPlane]);
-          calls.push(['winogradGradOutput', dyAt + ((img * h + 2 * ty) * w + 2 * tx) * co * 4, mAt + (tile - c0) * co * 4, len, co / 4, w * co * 4, mPlane]);
+          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane]);
+          calls.push(['winogradGradOutput', dyUsed + ((img * h + 2 * ty) * w + 2 * tx) * coP * 4, mAt + (tile - c0) * coP * 4, len, coP / 4, w * coP * 4, mPlane]);
         });
         for (let xi = 0; xi < 16; xi++) {
-          calls.push(['tnGemm', vAt + xi * vPlane, mAt + xi * mPlane, dU + xi * ci * co * 4, ci / 4, co / 8, count, ci * 4, co * 4, co * 4]);
+          calls.push(['tnGemm', vAt + xi * vPlane, mAt + xi * mPlane, dU + xi * ciP * coP * 4, ciP / 4, coP / 8, count, ciP * 4, coP * 4, coP * 4]);
         }
       }
       programs.push(calls);
     }
     runSimdPrograms(simd, programs);
     const all = f32(backend, sums);
-    for (let t = 1; t < threads; t++) {
+    for (let t = 1; t < g.threads; t++) {
       const base = t * uFloats;
       for (let i = 0; i < uFloats; i++) all[i] = (all[i] as number) + (all[base + i] as number);
     }
-    simd.winogradFilterGrad(uAt, f32(backend, dw).byteOffset, (ci * co) / 4, ci * co * 4, ci * co * 4);
+    const cc = ciP * coP;
+    const dwAt = f32(backend, dw).byteOffset;
+    const outAt = wideDw === null ? dwAt : f32(backend, wideDw).byteOffset;
+    simd.winogradFilterGrad(uAt, outAt, cc / 4, cc * 4, cc * 4);
+    if (wideDw !== null) simd.copyRuns(outAt, dwAt, 9, cc * 4, ci * co * 4, ci, co * 4, coP * 4, co * 4);
     winogradSwitch.used++;
     return dw;
   } catch (e) {
@@ -261,5 +363,7 @@ export function winogradFilterGradient(
     throw e;
   } finally {
     free(backend, padded, scratch, sums);
+    if (wideDy !== null) free(backend, wideDy);
+    if (wideDw !== null) free(backend, wideDw);
   }
 }
