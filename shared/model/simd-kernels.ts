@@ -11,6 +11,7 @@
  * lengths are in bytes; nb > 0.
  */
 import { Body, I32, V128, assemble } from './simd-asm.ts';
+import { winograd4Functions } from './simd-winograd.ts';
 
 export interface SimdKernels {
   /** y = max(0, x*a + b). */
@@ -42,6 +43,12 @@ export interface SimdKernels {
   tnGemm(a: number, b: number, c: number, cBlocks: number, oBlocks: number, count: number, aRowBytes: number, bRowBytes: number, cRowBytes: number): void;
   /** See {@link winogradFilterGrad}. */
   winogradFilterGrad(src: number, dst: number, groups: number, srcPlane: number, dstPlane: number): void;
+  /** F(4x4, 3x3) transforms (simd-winograd.ts): `count` tiles of `groups` four-channel groups. */
+  winograd4Input(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  winograd4Output(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  winograd4Filter(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  winograd4GradOutput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  winograd4FilterGrad(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
   /** See {@link copyRuns}; strides in bytes. */
   copyRuns(
     src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
@@ -669,6 +676,7 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'winogradGradOutput', body: winogradGradOutput() },
       { name: 'tnGemm', body: tnGemm() },
       { name: 'winogradFilterGrad', body: winogradFilterGrad() },
+      ...winograd4Functions(),
     ],
     sharedMemory,
   );

@@ -23,6 +23,7 @@ beforeAll(async () => {
 afterEach(() => {
   winogradChunk.tiles = 64;
   winogradSwitch.enabled = true;
+  winogradSwitch.largestTile = 4;
 });
 
 /**
@@ -64,19 +65,37 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
     [[4, 2, 6, 13], [3, 3, 13, 40], 'same', 4],
   ];
   for (const [xShape, fShape, pad, chunk] of cases) {
-    it(`x [${xShape}] filter [${fShape}] pad ${JSON.stringify(pad)} chunk ${chunk}`, async () => {
-      winogradChunk.tiles = chunk;
-      const ref = await convAll('cpu', xShape, fShape, pad);
-      const got = await convAll('wasm', xShape, fShape, pad);
-      // The forward conv twice (tf.grads runs it again), the filter gradient, and the input gradient
-      // (a conv of dY into Ci channels).
-      expect(got.used).toBe(4);
-      expect(relErr(ref.y, got.y)).toBeLessThan(TOLERANCE);
-      expect(relErr(ref.dx, got.dx)).toBeLessThan(TOLERANCE);
-      expect(relErr(ref.df, got.df)).toBeLessThan(TOLERANCE);
-      expect(got.leaked).toBe(0);
-    });
+    for (const largestTile of [4, 2] as const) {
+      const fours = largestTile === 4 && xShape[1] % 4 === 0 && xShape[2] % 4 === 0;
+      it(`x [${xShape}] filter [${fShape}] pad ${JSON.stringify(pad)} chunk ${chunk}: F(${fours ? 4 : 2}x${fours ? 4 : 2},3x3)`, async () => {
+        winogradChunk.tiles = chunk;
+        winogradSwitch.largestTile = largestTile;
+        const ref = await convAll('cpu', xShape, fShape, pad);
+        const before4 = winogradSwitch.used4;
+        const got = await convAll('wasm', xShape, fShape, pad);
+        // The forward conv twice (tf.grads runs it again), the filter gradient, and the input gradient
+        // (a conv of dY into Ci channels).
+        expect(got.used).toBe(4);
+        expect(winogradSwitch.used4 - before4).toBe(fours ? 4 : 0);
+        expect(relErr(ref.y, got.y)).toBeLessThan(TOLERANCE);
+        expect(relErr(ref.dx, got.dx)).toBeLessThan(TOLERANCE);
+        expect(relErr(ref.df, got.df)).toBeLessThan(TOLERANCE);
+        expect(got.leaked).toBe(0);
+      });
+    }
   }
+
+  it('F(4x4,3x3) stays within 1e-5 of cpu on a conv10 layer at batch 4', async () => {
+    const xShape: Shape4 = [4, 16, 16, 64];
+    const fShape: Shape4 = [3, 3, 64, 64];
+    const ref = await convAll('cpu', xShape, fShape, 'same');
+    const before4 = winogradSwitch.used4;
+    const got = await convAll('wasm', xShape, fShape, 'same');
+    expect(winogradSwitch.used4 - before4).toBe(4);
+    expect(relErr(ref.y, got.y)).toBeLessThan(TOLERANCE);
+    expect(relErr(ref.dx, got.dx)).toBeLessThan(TOLERANCE);
+    expect(relErr(ref.df, got.df)).toBeLessThan(TOLERANCE);
+  }, 60_000);
 
   it('agrees with XNNPACK\'s direct conv on the same backend', async () => {
     const xShape: Shape4 = [4, 8, 12, 16];

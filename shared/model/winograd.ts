@@ -1,14 +1,16 @@
 /**
- * 3x3 stride-1 'same' convolutions on the wasm backend as Winograd
- * F(2x2, 3x3) (Lavin & Gray 2016): each 2x2 block of outputs costs 16
- * multiplies per input/output channel pair instead of 36, so the GEMM work
- * is 4/9 of a direct convolution's. The pieces are SIMD loops of
- * simd-kernels.ts working in place on the backend's heap:
+ * 3x3 stride-1 'same' convolutions on the wasm backend by Winograd's
+ * minimal filtering (Lavin & Gray 2016). F(4x4, 3x3) computes a 4x4 block
+ * of outputs with 36 multiplies per input/output channel pair instead of
+ * 144, so the GEMM work is 1/4 of a direct convolution's; F(2x2, 3x3),
+ * used where the height or width is not a multiple of 4, 16 instead of 36.
+ * The pieces are SIMD loops of simd-kernels.ts and simd-winograd.ts
+ * working in place on the backend's heap (α = 6 or 4 planes a side):
  *
- *   X (NHWC) --pad--> P --winogradInput--> V[16][tiles][Ci]
- *   W (HWIO) --winogradFilter--> U[16][Ci][Co]
+ *   X (NHWC) --pad--> P --input transform--> V[α²][tiles][Ci]
+ *   W (HWIO) --filter transform--> U[α²][Ci][Co]
  *   M[ξ] = V[ξ]·U[ξ] (shortGemm, one per ξ)
- *   M --winogradOutput--> Y (NHWC)
+ *   M --output transform--> Y (NHWC)
  *
  * Tiles go through in chunks small enough for V and M to stay in cache,
  * and the images are split between threads (simd-calls.ts). The input
@@ -25,15 +27,60 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { f32, free, simdFor, type WasmBackendLike } from './wasm-heap.ts';
 import type { SimdKernels } from './simd-kernels.ts';
-import { runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
+import { runProgram, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
 
 type Shape4 = [number, number, number, number];
 
-/** Tiles per chunk: V and M of a chunk (16 planes each) stay in L2 for up to ~128 channels. */
-export const winogradChunk = { tiles: 64 };
+/**
+ * Tiles per chunk: at most `tiles`, and few enough that a chunk's V and M
+ * (all planes) fit in `bytes`, about the L2 cache.
+ */
+export const winogradChunk = { tiles: 64, bytes: 1 << 20 };
 
-/** Tests and benchmarks turn the Winograd path off to compare with XNNPACK's direct convolution. */
-export const winogradSwitch = { enabled: true, used: 0 };
+/**
+ * Tests and benchmarks turn the Winograd path off (XNNPACK's direct
+ * convolution) or hold it to F(2x2, 3x3) (`largestTile` 2); `used` counts
+ * the convs it ran, `used4` those with 4x4 tiles.
+ */
+export const winogradSwitch = { enabled: true, largestTile: 4 as 2 | 4, used: 0, used4: 0 };
+
+/** One Winograd algorithm: its output tile, planes, and its SIMD functions as calls. */
+interface Variant {
+  /** Outputs per tile side. */
+  m: 2 | 4;
+  /** α² transformed values per tile. */
+  planes: number;
+  input(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): SimdCall;
+  output(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): SimdCall;
+  gradOutput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): SimdCall;
+  filter(src: number, dst: number, groups: number, planeBytes: number): SimdCall;
+  filterGrad(src: number, dst: number, groups: number, planeBytes: number): SimdCall;
+}
+
+const F2: Variant = {
+  m: 2,
+  planes: 16,
+  input: (s, d, n, g, r, p) => ['winogradInput', s, d, n, g, r, p],
+  output: (s, d, n, g, r, p) => ['winogradOutput', s, d, n, g, p, r],
+  gradOutput: (s, d, n, g, r, p) => ['winogradGradOutput', s, d, n, g, r, p],
+  filter: (s, d, g, p) => ['winogradFilter', s, d, g, p],
+  filterGrad: (s, d, g, p) => ['winogradFilterGrad', s, d, g, p, p],
+};
+
+const F4: Variant = {
+  m: 4,
+  planes: 36,
+  input: (s, d, n, g, r, p) => ['winograd4Input', s, d, n, g, r, p],
+  output: (s, d, n, g, r, p) => ['winograd4Output', s, d, n, g, r, p],
+  gradOutput: (s, d, n, g, r, p) => ['winograd4GradOutput', s, d, n, g, r, p],
+  filter: (s, d, g, p) => ['winograd4Filter', s, d, 1, g, 0, p],
+  filterGrad: (s, d, g, p) => ['winograd4FilterGrad', s, d, 1, g, 0, p],
+};
+
+/** F(4x4, 3x3) where the image splits into 4x4 tiles, F(2x2, 3x3) otherwise. */
+function variantFor(h: number, w: number): Variant {
+  return winogradSwitch.largestTile === 4 && h % 4 === 0 && w % 4 === 0 ? F4 : F2;
+}
 
 /**
  * Fewest channels, in and out, for Winograd: below them the padded GEMMs
@@ -87,19 +134,22 @@ interface Geometry {
   perImage: number;
   chunk: number;
   threads: number;
+  v: Variant;
 }
 
 function geometry(simd: SimdKernels, x: readonly number[], co: number): Geometry {
   const [n, h, w, ci] = x as Shape4;
+  const v = variantFor(h, w);
+  const ciP = roundUp(ci, 4);
+  const coP = roundUp(co, 8);
+  const fit = Math.floor(winogradChunk.bytes / (v.planes * (ciP + coP) * 4) / 4) * 4;
   return {
-    n, h, w, ci, co,
-    ciP: roundUp(ci, 4),
-    coP: roundUp(co, 8),
+    n, h, w, ci, co, ciP, coP, v,
     ph: h + 2,
     pw: w + 2,
-    tw: w / 2,
-    perImage: (h / 2) * (w / 2),
-    chunk: winogradChunk.tiles,
+    tw: w / v.m,
+    perImage: (h / v.m) * (w / v.m),
+    chunk: Math.max(4, Math.min(winogradChunk.tiles, fit)),
     threads: Math.max(1, Math.min(simdThreads(simd), n)),
   };
 }
@@ -110,17 +160,17 @@ function imagesOf(g: Geometry, t: number): [number, number] {
 }
 
 /**
- * U = G·g·Gᵀ of an HWIO [3,3,Ci,Co] filter, as [16, ciP, coP] (zero where
- * the channels are padding).
+ * U = G·g·Gᵀ of an HWIO [3,3,Ci,Co] filter, as [planes, ciP, coP] (zero
+ * where the channels are padding).
  */
-export function winogradFilter(backend: WasmBackendLike, simd: SimdKernels, filter: TensorInfo, ciP: number, coP: number): TensorInfo {
-  const [, , ci, co] = filter.shape as Shape4;
+function winogradFilter(backend: WasmBackendLike, simd: SimdKernels, filter: TensorInfo, g: Geometry): TensorInfo {
+  const { ci, co, ciP, coP } = g;
   const cc = ciP * coP;
   let padded: TensorInfo | null = null;
   if (ci !== ciP || co !== coP) {
     padded = backend.makeOutput([3, 3, ciP, coP], 'float32');
   }
-  const u = backend.makeOutput([16, ciP, coP], 'float32');
+  const u = backend.makeOutput([g.v.planes, ciP, coP], 'float32');
   try {
     let src = f32(backend, filter).byteOffset;
     if (padded !== null) {
@@ -129,7 +179,7 @@ export function winogradFilter(backend: WasmBackendLike, simd: SimdKernels, filt
       simd.copyRuns(src, view.byteOffset, 9, ci * co * 4, cc * 4, ci, co * 4, co * 4, coP * 4);
       src = view.byteOffset;
     }
-    simd.winogradFilter(src, f32(backend, u).byteOffset, cc / 4, cc * 4);
+    runProgram(simd, [g.v.filter(src, f32(backend, u).byteOffset, cc / 4, cc * 4)]);
     return u;
   } finally {
     if (padded !== null) free(backend, padded);
@@ -157,14 +207,12 @@ function paddedInput(g: Geometry, view: Float32Array, xAt: number): (i: number) 
 
 /**
  * Y = conv3x3(X, W) for NHWC X [n, h, w, ci] and the transformed filter
- * `u` ([16, ciP, coP], {@link winogradFilter}); Y has `co` channels.
+ * `u` ([planes, ciP, coP], {@link winogradFilter}); Y has `co` channels.
  */
-export function winogradConv(
-  backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo, u: TensorInfo, co: number,
-): TensorInfo {
-  const g = geometry(simd, x.shape, co);
-  const { n, h, w, ciP, coP, ph, pw, tw, perImage, chunk } = g;
-  const scratchFloats = 16 * chunk * (ciP + coP);
+function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo, u: TensorInfo, g: Geometry): TensorInfo {
+  const { n, h, w, co, ciP, coP, ph, pw, tw, perImage, chunk, v } = g;
+  const { m, planes } = v;
+  const scratchFloats = planes * chunk * (ciP + coP);
 
   const padded = backend.makeOutput([n, ph, pw, ciP], 'float32');
   const scratch = backend.makeOutput([g.threads, scratchFloats], 'float32');
@@ -189,22 +237,22 @@ export function winogradConv(
       const calls: SimdCall[] = [];
       const [i0, i1] = imagesOf(g, t);
       const vAt = sAt + t * scratchFloats * 4;
-      const mAt = vAt + 16 * vPlane;
+      const mAt = vAt + planes * vPlane;
       for (let i = i0; i < i1; i++) calls.push(pad(i));
       const end = i1 * perImage;
       for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
         const count = Math.min(chunk, end - c0);
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane]);
+          calls.push(v.input(pAt + ((img * ph + m * ty) * pw + m * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane));
         });
-        for (let xi = 0; xi < 16; xi++) {
+        for (let xi = 0; xi < planes; xi++) {
           calls.push([
             'shortGemm', vAt + xi * vPlane, uAt + xi * ciP * coP * 4, mAt + xi * mPlane,
             Math.ceil(count / 4), coP / 8, ciP, ciP * 4, coP * 4,
           ]);
         }
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(['winogradOutput', mAt + (tile - c0) * coP * 4, outAt + ((img * h + 2 * ty) * w + 2 * tx) * coP * 4, len, coP / 4, mPlane, w * coP * 4]);
+          calls.push(v.output(mAt + (tile - c0) * coP * 4, outAt + ((img * h + m * ty) * w + m * tx) * coP * 4, len, coP / 4, w * coP * 4, mPlane));
         });
       }
       if (wide !== null && i1 > i0) {
@@ -214,7 +262,7 @@ export function winogradConv(
       programs.push(calls);
     }
     runSimdPrograms(simd, programs);
-    winogradSwitch.used++;
+    count(v);
     return y;
   } catch (e) {
     free(backend, y);
@@ -223,6 +271,11 @@ export function winogradConv(
     free(backend, padded, scratch);
     if (wide !== null) free(backend, wide);
   }
+}
+
+function count(v: Variant): void {
+  winogradSwitch.used++;
+  if (v.m === 4) winogradSwitch.used4++;
 }
 
 /** Splits tiles [c0, c0 + count) into runs along one tile row of one image. */
@@ -267,10 +320,10 @@ export function winogradConv2D(
   if (!winogradApplies(info) || x.dtype !== 'float32' || filter.dtype !== 'float32') return null;
   const simd = simdFor(backend, f32(backend, x));
   if (simd === null) return null;
-  const co = info.outChannels;
-  const u = winogradFilter(backend, simd, filter, roundUp(info.inChannels, 4), roundUp(co, 8));
+  const g = geometry(simd, x.shape, info.outChannels);
+  const u = winogradFilter(backend, simd, filter, g);
   try {
-    return winogradConv(backend, simd, x, u, co);
+    return winogradConv(backend, simd, x, u, g);
   } finally {
     free(backend, u);
   }
@@ -290,9 +343,10 @@ export function winogradFilterGradient(
   const simd = simdFor(backend, f32(backend, x));
   if (simd === null) return null;
   const g = geometry(simd, x.shape, info.outChannels);
-  const { n, h, w, ci, co, ciP, coP, ph, pw, tw, perImage, chunk } = g;
-  const scratchFloats = 16 * chunk * (ciP + coP);
-  const uFloats = 16 * ciP * coP;
+  const { n, h, w, ci, co, ciP, coP, ph, pw, tw, perImage, chunk, v } = g;
+  const { m, planes } = v;
+  const scratchFloats = planes * chunk * (ciP + coP);
+  const uFloats = planes * ciP * coP;
 
   const padded = backend.makeOutput([n, ph, pw, ciP], 'float32');
   const scratch = backend.makeOutput([g.threads, scratchFloats], 'float32');
@@ -325,7 +379,7 @@ export function winogradFilterGradient(
       const calls: SimdCall[] = [];
       const [i0, i1] = imagesOf(g, t);
       const vAt = sAt + t * scratchFloats * 4;
-      const mAt = vAt + 16 * vPlane;
+      const mAt = vAt + planes * vPlane;
       const dU = uAt + t * uFloats * 4;
       for (let i = i0; i < i1; i++) calls.push(pad(i));
       if (wideDy !== null && i1 > i0) {
@@ -336,10 +390,10 @@ export function winogradFilterGradient(
       for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
         const count = Math.min(chunk, end - c0);
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(['winogradInput', pAt + ((img * ph + 2 * ty) * pw + 2 * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane]);
-          calls.push(['winogradGradOutput', dyUsed + ((img * h + 2 * ty) * w + 2 * tx) * coP * 4, mAt + (tile - c0) * coP * 4, len, coP / 4, w * coP * 4, mPlane]);
+          calls.push(v.input(pAt + ((img * ph + m * ty) * pw + m * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane));
+          calls.push(v.gradOutput(dyUsed + ((img * h + m * ty) * w + m * tx) * coP * 4, mAt + (tile - c0) * coP * 4, len, coP / 4, w * coP * 4, mPlane));
         });
-        for (let xi = 0; xi < 16; xi++) {
+        for (let xi = 0; xi < planes; xi++) {
           calls.push(['tnGemm', vAt + xi * vPlane, mAt + xi * mPlane, dU + xi * ciP * coP * 4, ciP / 4, coP / 8, count, ciP * 4, coP * 4, coP * 4]);
         }
       }
@@ -354,9 +408,9 @@ export function winogradFilterGradient(
     const cc = ciP * coP;
     const dwAt = f32(backend, dw).byteOffset;
     const outAt = wideDw === null ? dwAt : f32(backend, wideDw).byteOffset;
-    simd.winogradFilterGrad(uAt, outAt, cc / 4, cc * 4, cc * 4);
+    runProgram(simd, [v.filterGrad(uAt, outAt, cc / 4, cc * 4)]);
     if (wideDw !== null) simd.copyRuns(outAt, dwAt, 9, cc * 4, ci * co * 4, ci, co * 4, coP * 4, co * 4);
-    winogradSwitch.used++;
+    count(v);
     return dw;
   } catch (e) {
     free(backend, dw);

@@ -1,0 +1,172 @@
+/**
+ * Winograd F(4x4, 3x3) transforms for Petri's SIMD module (Lavin & Gray
+ * 2016): each is out = L·in·Lᵀ with a constant matrix L, applied to four
+ * channels at a time, so one generator writes all five. A side of a
+ * transform is either "pixels" (an NHWC patch: rows `rowBytes` apart,
+ * pixels 4·channels bytes apart, the next tile four pixels to the right) or
+ * "planes" (values `planeBytes` apart in index order, the next tile
+ * 4·channels bytes on).
+ *
+ * Every generated function takes (src, dst, count, groups, rowBytes,
+ * planeBytes): `count` tiles of `groups` four-channel groups.
+ */
+import { Body, I32, V128 } from './simd-asm.ts';
+
+/** Bᵀ: V = Bᵀ·d·B for a 6x6 input patch d. */
+export const F4_BT = [
+  [4, 0, -5, 0, 1, 0],
+  [0, -4, -4, 1, 1, 0],
+  [0, 4, -4, -1, 1, 0],
+  [0, -2, -1, 2, 1, 0],
+  [0, 2, -1, -2, 1, 0],
+  [0, 4, 0, -5, 0, 1],
+];
+/** G: U = G·g·Gᵀ for a 3x3 filter g. */
+export const F4_G = [
+  [1 / 4, 0, 0],
+  [-1 / 6, -1 / 6, -1 / 6],
+  [-1 / 6, 1 / 6, -1 / 6],
+  [1 / 24, 1 / 12, 1 / 6],
+  [1 / 24, -1 / 12, 1 / 6],
+  [0, 0, 1],
+];
+/** Aᵀ: Y = Aᵀ·M·A, the 4x4 outputs of a tile. */
+export const F4_AT = [
+  [1, 1, 1, 1, 1, 0],
+  [0, 1, -1, 2, -2, 0],
+  [0, 1, 1, 4, 4, 0],
+  [0, 1, -1, 8, -8, 1],
+];
+
+export function transpose(m: readonly (readonly number[])[]): number[][] {
+  return (m[0] ?? []).map((_, j) => m.map((row) => row[j] as number));
+}
+
+type Side = 'pixels' | 'planes';
+
+/** Pixels between tiles along a tile row. */
+const TILE_STEP = 4;
+
+/**
+ * out[k][l] = Σ_a Σ_b L[k][a]·in[a][b]·L[l][b] for an R×C matrix L: a C×C
+ * input block to an R×R output block, four channels at a time.
+ */
+export function transform2d(l: readonly (readonly number[])[], input: Side, output: Side): Body {
+  const rows = l.length;
+  const cols = (l[0] as readonly number[]).length;
+  const coefs = [...new Set(l.flat().map(Math.abs).filter((c) => c !== 0 && c !== 1))];
+  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5
+  // i32 locals: t6 g7 cb8 s9 d10 q11, offsets 12.. (rows then cols, 6 each)
+  const I_T = 6;
+  const I_G = 7;
+  const I_CB = 8;
+  const I_S = 9;
+  const I_D = 10;
+  const I_Q = 11;
+  const rowOff = (i: number): number => 12 + i;
+  const colOff = (i: number): number => 18 + i;
+  const i32Count = 18;
+  // v128 locals: inputs C*C, temps R*C, constants
+  const vIn = 6 + i32Count;
+  const vT = vIn + cols * cols;
+  const vC = vT + rows * cols;
+  const b = new Body(6, [{ type: I32, count: i32Count }, { type: V128, count: cols * cols + rows * cols + coefs.length }]);
+  const constLocal = (c: number): number => vC + coefs.indexOf(Math.abs(c));
+  coefs.forEach((c, i) => b.f32(c).simd('f32x4.splat').set(vC + i));
+
+  // Offsets of the pixel side: rows rowBytes apart, pixels cb = 16*groups apart.
+  b.get(3).i32(16).op('i32.mul').set(I_CB);
+  const pixelSide = Math.max(input === 'pixels' ? cols : 0, output === 'pixels' ? rows : 0);
+  for (let i = 0; i < pixelSide; i++) {
+    b.get(4).i32(i).op('i32.mul').set(rowOff(i));
+    b.get(I_CB).i32(i).op('i32.mul').set(colOff(i));
+  }
+  /** Pushes the address of element (i, j) of a side whose group base is in local `base`. */
+  const address = (side: Side, base: number, i: number, j: number, width: number): void => {
+    if (side === 'pixels') {
+      b.get(base);
+      if (i > 0) b.get(rowOff(i)).op('i32.add');
+      if (j > 0) b.get(colOff(j)).op('i32.add');
+    } else {
+      b.get(base).get(5).i32(i * width + j).op('i32.mul').op('i32.add');
+    }
+  };
+  /** Pushes Σ coef·local over the nonzero terms. */
+  const combine = (terms: readonly [number, number][]): void => {
+    const nonzero = terms.filter(([c]) => c !== 0);
+    nonzero.forEach(([c, local], i) => {
+      const scaled = (): void => {
+        b.get(local);
+        if (Math.abs(c) !== 1) b.get(constLocal(c)).simd('f32x4.mul');
+      };
+      if (i === 0) {
+        scaled();
+        if (c < 0) b.simd('f32x4.neg');
+      } else {
+        scaled();
+        b.simd(c < 0 ? 'f32x4.sub' : 'f32x4.add');
+      }
+    });
+    if (nonzero.length === 0) b.f32(0).simd('f32x4.splat');
+  };
+
+  b.get(0).set(I_S).get(1).set(I_D).get(2).set(I_T);
+  b.whileLoop(
+    () => { b.get(I_T); },
+    () => {
+      b.get(3).set(I_G);
+      // Group bases: s9/d10 stay at the tile, q11 walks... use I_Q for the input base, dst base computed.
+      b.get(I_S).set(I_Q);
+      b.whileLoop(
+        () => { b.get(I_G); },
+        () => {
+          for (let i = 0; i < cols; i++) {
+            for (let j = 0; j < cols; j++) {
+              address(input, I_Q, i, j, cols);
+              b.simd('v128.load', { align: 2, offset: 0 }).set(vIn + i * cols + j);
+            }
+          }
+          // t[k][j] = Σ_a L[k][a]·in[a][j]
+          for (let k = 0; k < rows; k++) {
+            for (let j = 0; j < cols; j++) {
+              combine((l[k] as number[]).map((c, a) => [c, vIn + a * cols + j] as [number, number]));
+              b.set(vT + k * cols + j);
+            }
+          }
+          // out[k][m] = Σ_j t[k][j]·L[m][j], stored at the group's output base: dst + (q - src tile base) offset.
+          for (let k = 0; k < rows; k++) {
+            for (let m = 0; m < rows; m++) {
+              // The output group base is d10 + (q11 - s9): groups advance 16 bytes on both sides.
+              address(output, I_D, k, m, rows);
+              b.get(I_Q).get(I_S).op('i32.sub').op('i32.add');
+              combine((l[m] as number[]).map((c, j) => [c, vT + k * cols + j] as [number, number]));
+              b.store();
+            }
+          }
+          b.addTo(I_Q, 16);
+          b.get(I_G).i32(1).op('i32.sub').set(I_G);
+        },
+      );
+      // Next tile: four pixels on for a pixel side, one channel vector on for a plane side.
+      const step = (side: Side, local: number): void => {
+        for (let i = 0; i < (side === 'pixels' ? TILE_STEP : 1); i++) b.addLocal(local, I_CB);
+      };
+      step(input, I_S);
+      step(output, I_D);
+      b.get(I_T).i32(1).op('i32.sub').set(I_T);
+    },
+  );
+  return b;
+}
+
+/** The five F(4x4, 3x3) functions, by export name. */
+export function winograd4Functions(): { name: string; body: Body }[] {
+  const gT = transpose(F4_G);
+  return [
+    { name: 'winograd4Input', body: transform2d(F4_BT, 'pixels', 'planes') },
+    { name: 'winograd4Output', body: transform2d(F4_AT, 'planes', 'pixels') },
+    { name: 'winograd4Filter', body: transform2d(F4_G, 'planes', 'planes') },
+    { name: 'winograd4GradOutput', body: transform2d(transpose(F4_AT), 'pixels', 'planes') },
+    { name: 'winograd4FilterGrad', body: transform2d(gT, 'planes', 'planes') },
+  ];
+}
