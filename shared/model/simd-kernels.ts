@@ -11,7 +11,10 @@
  * lengths are in bytes; nb > 0.
  */
 import { Body, I32, V128, assemble } from './simd-asm.ts';
-import { winograd4Functions } from './simd-winograd.ts';
+import { winogradFunctions } from './simd-winograd.ts';
+
+/** A transform of simd-winograd.ts: (src, dst, count, groups, rowBytes, planeBytes). */
+type WinogradTransform = (src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number) => void;
 
 export interface SimdKernels {
   /** y = max(0, x*a + b). */
@@ -31,24 +34,19 @@ export interface SimdKernels {
   sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
   /** See {@link shortGemm}. */
   shortGemm(a: number, b: number, c: number, tBlocks: number, oBlocks: number, p: number, rowBytes: number, bRowBytes: number): void;
-  /** See {@link winogradInput}: pointers and strides in bytes, `groups` = channels / 4. */
-  winogradInput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
-  /** See {@link winogradOutput}. */
-  winogradOutput(src: number, dst: number, count: number, groups: number, planeBytes: number, rowBytes: number): void;
-  /** See {@link winogradFilter}. */
-  winogradFilter(src: number, dst: number, groups: number, planeBytes: number): void;
-  /** See {@link winogradGradOutput}. */
-  winogradGradOutput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
   /** See {@link tnGemm}. */
   tnGemm(a: number, b: number, c: number, cBlocks: number, oBlocks: number, count: number, aRowBytes: number, bRowBytes: number, cRowBytes: number): void;
-  /** See {@link winogradFilterGrad}. */
-  winogradFilterGrad(src: number, dst: number, groups: number, srcPlane: number, dstPlane: number): void;
-  /** F(4x4, 3x3) transforms (simd-winograd.ts): `count` tiles of `groups` four-channel groups. */
-  winograd4Input(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
-  winograd4Output(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
-  winograd4Filter(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
-  winograd4GradOutput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
-  winograd4FilterGrad(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): void;
+  /** Winograd transforms (simd-winograd.ts): `count` tiles of `groups` four-channel groups. */
+  winograd2Input: WinogradTransform;
+  winograd2Output: WinogradTransform;
+  winograd2Filter: WinogradTransform;
+  winograd2GradOutput: WinogradTransform;
+  winograd2FilterGrad: WinogradTransform;
+  winograd4Input: WinogradTransform;
+  winograd4Output: WinogradTransform;
+  winograd4Filter: WinogradTransform;
+  winograd4GradOutput: WinogradTransform;
+  winograd4FilterGrad: WinogradTransform;
   /** See {@link copyRuns}; strides in bytes. */
   copyRuns(
     src: number, dst: number, rows: number, srcRowBytes: number, dstRowBytes: number,
@@ -353,206 +351,6 @@ function shortGemm(): Body {
 }
 
 /**
- * Winograd F(2x2, 3x3) input transform, V = Bᵀ·d·B, for `count` tiles along
- * one tile row of a zero-padded NHWC image. A tile is the 4x4 patch at `src`
- * (rows `rowBytes` apart, channels innermost); the next tile starts two
- * pixels to the right. The 16 transformed values of channel c go to
- * dst + ξ*planeBytes + 4*c (planes ξ = 4k + l, tiles 4*Ci bytes apart).
- */
-function winogradInput(): Body {
-  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5
-  // locals i32: t6 g7 r0_8 r1_9 r2_10 r3_11 q12 c1_13 c2_14 c3_15 s16 d17 gq18; v128: t0..t3 19..22
-  const b = new Body(6, [{ type: I32, count: 13 }, { type: V128, count: 4 }]);
-  const rows = [8, 9, 10, 11];
-  const cols = [-1, 13, 14, 15];
-  const ld = (a: number, col: number): void => {
-    b.get(rows[a] as number);
-    if (col > 0) b.get(cols[col] as number).op('i32.add');
-    b.simd('v128.load', { align: 2, offset: 0 });
-  };
-  const combos: [number, number, 'f32x4.sub' | 'f32x4.add'][] = [[0, 2, 'f32x4.sub'], [1, 2, 'f32x4.add'], [2, 1, 'f32x4.sub'], [1, 3, 'f32x4.sub']];
-  b.get(3).i32(16).op('i32.mul').tee(13).get(13).op('i32.add').tee(14).get(13).op('i32.add').set(15);
-  b.get(0).set(16).get(1).set(17).get(2).set(6);
-  b.whileLoop(
-    () => { b.get(6); },
-    () => {
-      b.get(16).tee(8).get(4).op('i32.add').tee(9).get(4).op('i32.add').tee(10).get(4).op('i32.add').set(11);
-      b.get(17).set(18).get(3).set(7);
-      b.whileLoop(
-        () => { b.get(7); },
-        () => {
-          b.get(18).set(12);
-          for (const [ka, kb, kop] of combos) {
-            for (let col = 0; col < 4; col++) {
-              ld(ka, col);
-              ld(kb, col);
-              b.simd(kop).set(19 + col);
-            }
-            for (const [la, lb, lop] of combos) {
-              b.get(12).get(19 + la).get(19 + lb).simd(lop).store();
-              b.addLocal(12, 5);
-            }
-          }
-          b.addTo(8, 16).addTo(9, 16).addTo(10, 16).addTo(11, 16).addTo(18, 16);
-          b.get(7).i32(1).op('i32.sub').set(7);
-        },
-      );
-      b.addLocal(16, 14).addLocal(17, 13);
-      b.get(6).i32(1).op('i32.sub').set(6);
-    },
-  );
-  return b;
-}
-
-/**
- * Winograd F(2x2, 3x3) output transform, Y = Aᵀ·m·A, for `count` tiles
- * along one tile row: reads the 16 planes at src + ξ*planeBytes (tiles 4*Co
- * bytes apart) and writes each tile's 2x2 outputs at dst (NHWC rows
- * `rowBytes` apart; the next tile two pixels to the right).
- */
-function winogradOutput(): Body {
-  // params src0 dst1 count2 groups3 planeBytes4 rowBytes5
-  // locals i32: t6 g7 q8 s9 y10 cb11 gq12 gy13; v128: m0..m15 14..29, s0..s3 30..33
-  const b = new Body(6, [{ type: I32, count: 8 }, { type: V128, count: 20 }]);
-  b.get(3).i32(16).op('i32.mul').set(11);
-  b.get(0).set(9).get(1).set(10).get(2).set(6);
-  b.whileLoop(
-    () => { b.get(6); },
-    () => {
-      b.get(9).set(12).get(10).set(13).get(3).set(7);
-      b.whileLoop(
-        () => { b.get(7); },
-        () => {
-          b.get(12).set(8);
-          for (let x = 0; x < 16; x++) {
-            b.load(8).set(14 + x);
-            if (x < 15) b.addLocal(8, 4);
-          }
-          const m = (k: number, l: number): number => 14 + 4 * k + l;
-          for (let r = 0; r < 2; r++) {
-            for (let l = 0; l < 4; l++) {
-              if (r === 0) b.get(m(0, l)).get(m(1, l)).simd('f32x4.add').get(m(2, l)).simd('f32x4.add');
-              else b.get(m(1, l)).get(m(2, l)).simd('f32x4.sub').get(m(3, l)).simd('f32x4.sub');
-              b.set(30 + l);
-            }
-            // Row r of the tile: at gy + r*rowBytes.
-            b.get(13);
-            if (r === 1) b.get(5).op('i32.add');
-            b.get(30).get(31).simd('f32x4.add').get(32).simd('f32x4.add').store();
-            b.get(13).get(11).op('i32.add');
-            if (r === 1) b.get(5).op('i32.add');
-            b.get(31).get(32).simd('f32x4.sub').get(33).simd('f32x4.sub').store();
-          }
-          b.addTo(12, 16).addTo(13, 16);
-          b.get(7).i32(1).op('i32.sub').set(7);
-        },
-      );
-      b.addLocal(9, 11).addLocal(10, 11).addLocal(10, 11);
-      b.get(6).i32(1).op('i32.sub').set(6);
-    },
-  );
-  return b;
-}
-
-/**
- * Winograd F(2x2, 3x3) filter transform, U = G·g·Gᵀ, over `groups` blocks of
- * four floats: the nine taps of g are planes `planeBytes` apart at src
- * (HWIO, tap-major), the 16 planes of U go to dst the same distance apart.
- */
-function winogradFilter(): Body {
-  // params src0 dst1 groups2 planeBytes3; locals i32: q4; v128: g0..g8 5..13, t(k,b) 14..25, half 26
-  const b = new Body(4, [{ type: I32, count: 1 }, { type: V128, count: 22 }]);
-  const g = (a: number, c: number): number => 5 + 3 * a + c;
-  const t = (k: number, c: number): number => 14 + 3 * k + c;
-  b.f32(0.5).simd('f32x4.splat').set(26);
-  // One row of G applied to three values: G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1].
-  const gRow = (k: number, v: (i: number) => number): void => {
-    if (k === 0) b.get(v(0));
-    else if (k === 3) b.get(v(2));
-    else {
-      b.get(v(0)).get(v(1)).simd(k === 1 ? 'f32x4.add' : 'f32x4.sub').get(v(2)).simd('f32x4.add').get(26).simd('f32x4.mul');
-    }
-  };
-  b.whileLoop(
-    () => { b.get(2); },
-    () => {
-      b.get(0).set(4);
-      for (let i = 0; i < 9; i++) {
-        b.load(4).set(5 + i);
-        if (i < 8) b.addLocal(4, 3);
-      }
-      for (let k = 0; k < 4; k++) for (let c = 0; c < 3; c++) { gRow(k, (a) => g(a, c)); b.set(t(k, c)); }
-      b.get(1).set(4);
-      for (let k = 0; k < 4; k++) {
-        for (let l = 0; l < 4; l++) {
-          b.get(4);
-          gRow(l, (c) => t(k, c));
-          b.store();
-          b.addLocal(4, 3);
-        }
-      }
-      b.addTo(0, 16).addTo(1, 16);
-      b.get(2).i32(1).op('i32.sub').set(2);
-    },
-  );
-  return b;
-}
-
-/**
- * The filter gradient's transform of the output gradient, dM = A·dy·Aᵀ
- * (A = [1 0; 1 1; 1 -1; 0 -1]), for `count` 2x2 tiles along one tile row
- * of dY (NHWC rows `rowBytes` apart): 16 planes per tile at dst, as
- * {@link winogradInput} writes V.
- */
-function winogradGradOutput(): Body {
-  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5
-  // locals i32: t6 g7 s8 d9 gs10 gd11 q12 cb13; v128: y00 14 y01 15 y10 16 y11 17 r0 18 r1 19
-  const b = new Body(6, [{ type: I32, count: 8 }, { type: V128, count: 6 }]);
-  b.get(3).i32(16).op('i32.mul').set(13);
-  b.get(0).set(8).get(1).set(9).get(2).set(6);
-  // One row of A applied to (p, q): p, p+q, p-q, -q.
-  const aRow = (k: number, p: number, q: number): void => {
-    if (k === 0) b.get(p);
-    else if (k === 1) b.get(p).get(q).simd('f32x4.add');
-    else if (k === 2) b.get(p).get(q).simd('f32x4.sub');
-    else b.get(q).simd('f32x4.neg');
-  };
-  b.whileLoop(
-    () => { b.get(6); },
-    () => {
-      b.get(8).set(10).get(9).set(11).get(3).set(7);
-      b.whileLoop(
-        () => { b.get(7); },
-        () => {
-          b.load(10).set(14);
-          b.get(10).get(13).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).set(15);
-          b.get(10).get(4).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).set(16);
-          b.get(10).get(4).op('i32.add').get(13).op('i32.add').simd('v128.load', { align: 2, offset: 0 }).set(17);
-          b.get(11).set(12);
-          for (let k = 0; k < 4; k++) {
-            aRow(k, 14, 16);
-            b.set(18);
-            aRow(k, 15, 17);
-            b.set(19);
-            for (let l = 0; l < 4; l++) {
-              b.get(12);
-              aRow(l, 18, 19);
-              b.store();
-              b.addLocal(12, 5);
-            }
-          }
-          b.addTo(10, 16).addTo(11, 16);
-          b.get(7).i32(1).op('i32.sub').set(7);
-        },
-      );
-      b.addLocal(8, 13).addLocal(8, 13).addLocal(9, 13);
-      b.get(6).i32(1).op('i32.sub').set(6);
-    },
-  );
-  return b;
-}
-
-/**
  * C += Aᵀ·B: A is [count][4*cBlocks] (rows `aRowBytes` apart), B is
  * [count][8*oBlocks] (rows `bRowBytes` apart), C is [4*cBlocks][8*oBlocks]
  * (rows `cRowBytes` apart). A 4x8 block of C stays in registers while the
@@ -614,50 +412,6 @@ function tnGemm(): Body {
   return b;
 }
 
-/**
- * The filter gradient back from the Winograd domain, dW = Gᵀ·dU·G, over
- * `groups` blocks of four floats: 16 planes `srcPlane` bytes apart at src,
- * nine taps `dstPlane` bytes apart at dst.
- */
-function winogradFilterGrad(): Body {
-  // params src0 dst1 groups2 srcPlane3 dstPlane4; locals i32: q5; v128: u 6..21, s(a,l) 22..33, half 34
-  const b = new Body(5, [{ type: I32, count: 1 }, { type: V128, count: 29 }]);
-  const u = (k: number, l: number): number => 6 + 4 * k + l;
-  const sv = (a: number, l: number): number => 22 + 4 * a + l;
-  b.f32(0.5).simd('f32x4.splat').set(34);
-  // One column of G (a row of Gᵀ) applied to four values: [1 ½ ½ 0], [0 ½ -½ 0], [0 ½ ½ 1].
-  const gCol = (a: number, v: (i: number) => number): void => {
-    if (a === 1) {
-      b.get(v(1)).get(v(2)).simd('f32x4.sub').get(34).simd('f32x4.mul');
-      return;
-    }
-    b.get(v(1)).get(v(2)).simd('f32x4.add').get(34).simd('f32x4.mul').get(v(a === 0 ? 0 : 3)).simd('f32x4.add');
-  };
-  b.whileLoop(
-    () => { b.get(2); },
-    () => {
-      b.get(0).set(5);
-      for (let i = 0; i < 16; i++) {
-        b.load(5).set(6 + i);
-        if (i < 15) b.addLocal(5, 3);
-      }
-      for (let a = 0; a < 3; a++) for (let l = 0; l < 4; l++) { gCol(a, (k) => u(k, l)); b.set(sv(a, l)); }
-      b.get(1).set(5);
-      for (let a = 0; a < 3; a++) {
-        for (let c = 0; c < 3; c++) {
-          b.get(5);
-          gCol(c, (l) => sv(a, l));
-          b.store();
-          b.addLocal(5, 4);
-        }
-      }
-      b.addTo(0, 16).addTo(1, 16);
-      b.get(2).i32(1).op('i32.sub').set(2);
-    },
-  );
-  return b;
-}
-
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
   return assemble(
@@ -670,13 +424,9 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'copyRuns', body: copyRuns() },
       { name: 'sgdMomentum', body: sgdMomentum() },
       { name: 'shortGemm', body: shortGemm() },
-      { name: 'winogradInput', body: winogradInput() },
-      { name: 'winogradOutput', body: winogradOutput() },
-      { name: 'winogradFilter', body: winogradFilter() },
-      { name: 'winogradGradOutput', body: winogradGradOutput() },
       { name: 'tnGemm', body: tnGemm() },
-      { name: 'winogradFilterGrad', body: winogradFilterGrad() },
-      ...winograd4Functions(),
+      ...winogradFunctions(2),
+      ...winogradFunctions(4),
     ],
     sharedMemory,
   );

@@ -1,18 +1,36 @@
 /**
- * Winograd F(4x4, 3x3) transforms for Petri's SIMD module (Lavin & Gray
- * 2016): each is out = L·in·Lᵀ with a constant matrix L, applied to four
- * channels at a time, so one generator writes all five. A side of a
- * transform is either "pixels" (an NHWC patch: rows `rowBytes` apart,
- * pixels 4·channels bytes apart, the next tile four pixels to the right) or
- * "planes" (values `planeBytes` apart in index order, the next tile
- * 4·channels bytes on).
+ * Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms for Petri's SIMD module
+ * (Lavin & Gray 2016): each is out = L·in·Lᵀ with a constant matrix L,
+ * applied to four channels at a time, so one generator writes all ten. A
+ * side of a transform is either "pixels" (an NHWC patch: rows `rowBytes`
+ * apart, pixels 4·channels bytes apart, the next tile m pixels to the
+ * right for m outputs per tile side) or "planes" (values `planeBytes`
+ * apart in index order, the next tile 4·channels bytes on).
  *
  * Every generated function takes (src, dst, count, groups, rowBytes,
  * planeBytes): `count` tiles of `groups` four-channel groups.
  */
 import { Body, I32, V128 } from './simd-asm.ts';
 
-/** Bᵀ: V = Bᵀ·d·B for a 6x6 input patch d. */
+/** F(2x2, 3x3): V = Bᵀ·d·B for a 4x4 patch d, U = G·g·Gᵀ, Y = Aᵀ·M·A. */
+export const F2_BT = [
+  [1, 0, -1, 0],
+  [0, 1, 1, 0],
+  [0, -1, 1, 0],
+  [0, 1, 0, -1],
+];
+export const F2_G = [
+  [1, 0, 0],
+  [1 / 2, 1 / 2, 1 / 2],
+  [1 / 2, -1 / 2, 1 / 2],
+  [0, 0, 1],
+];
+export const F2_AT = [
+  [1, 1, 1, 0],
+  [0, 1, -1, -1],
+];
+
+/** F(4x4, 3x3), Bᵀ: V = Bᵀ·d·B for a 6x6 input patch d. */
 export const F4_BT = [
   [4, 0, -5, 0, 1, 0],
   [0, -4, -4, 1, 1, 0],
@@ -44,14 +62,12 @@ export function transpose(m: readonly (readonly number[])[]): number[][] {
 
 type Side = 'pixels' | 'planes';
 
-/** Pixels between tiles along a tile row. */
-const TILE_STEP = 4;
-
 /**
  * out[k][l] = Σ_a Σ_b L[k][a]·in[a][b]·L[l][b] for an R×C matrix L: a C×C
- * input block to an R×R output block, four channels at a time.
+ * input block to an R×R output block, four channels at a time; tiles `step`
+ * pixels apart on a pixel side.
  */
-export function transform2d(l: readonly (readonly number[])[], input: Side, output: Side): Body {
+export function transform2d(l: readonly (readonly number[])[], input: Side, output: Side, step: number): Body {
   const rows = l.length;
   const cols = (l[0] as readonly number[]).length;
   const coefs = [...new Set(l.flat().map(Math.abs).filter((c) => c !== 0 && c !== 1))];
@@ -147,26 +163,30 @@ export function transform2d(l: readonly (readonly number[])[], input: Side, outp
           b.get(I_G).i32(1).op('i32.sub').set(I_G);
         },
       );
-      // Next tile: four pixels on for a pixel side, one channel vector on for a plane side.
-      const step = (side: Side, local: number): void => {
-        for (let i = 0; i < (side === 'pixels' ? TILE_STEP : 1); i++) b.addLocal(local, I_CB);
+      // Next tile: `step` pixels on for a pixel side, one channel vector on for a plane side.
+      const next = (side: Side, local: number): void => {
+        for (let i = 0; i < (side === 'pixels' ? step : 1); i++) b.addLocal(local, I_CB);
       };
-      step(input, I_S);
-      step(output, I_D);
+      next(input, I_S);
+      next(output, I_D);
       b.get(I_T).i32(1).op('i32.sub').set(I_T);
     },
   );
   return b;
 }
 
-/** The five F(4x4, 3x3) functions, by export name. */
-export function winograd4Functions(): { name: string; body: Body }[] {
-  const gT = transpose(F4_G);
+/**
+ * The five transforms of F(m x m, 3x3), m = 2 or 4, by export name:
+ * winograd{m}Input (Bᵀ), Output (Aᵀ), Filter (G), GradOutput (A: the
+ * output gradient's tiles for the filter gradient) and FilterGrad (Gᵀ).
+ */
+export function winogradFunctions(m: 2 | 4): { name: string; body: Body }[] {
+  const [bT, g, aT] = m === 2 ? [F2_BT, F2_G, F2_AT] : [F4_BT, F4_G, F4_AT];
   return [
-    { name: 'winograd4Input', body: transform2d(F4_BT, 'pixels', 'planes') },
-    { name: 'winograd4Output', body: transform2d(F4_AT, 'planes', 'pixels') },
-    { name: 'winograd4Filter', body: transform2d(F4_G, 'planes', 'planes') },
-    { name: 'winograd4GradOutput', body: transform2d(transpose(F4_AT), 'pixels', 'planes') },
-    { name: 'winograd4FilterGrad', body: transform2d(gT, 'planes', 'planes') },
+    { name: `winograd${m}Input`, body: transform2d(bT, 'pixels', 'planes', m) },
+    { name: `winograd${m}Output`, body: transform2d(aT, 'planes', 'pixels', m) },
+    { name: `winograd${m}Filter`, body: transform2d(g, 'planes', 'planes', m) },
+    { name: `winograd${m}GradOutput`, body: transform2d(transpose(aT), 'pixels', 'planes', m) },
+    { name: `winograd${m}FilterGrad`, body: transform2d(transpose(g), 'planes', 'planes', m) },
   ];
 }

@@ -57,25 +57,20 @@ interface Variant {
   filterGrad(src: number, dst: number, groups: number, planeBytes: number): SimdCall;
 }
 
-const F2: Variant = {
-  m: 2,
-  planes: 16,
-  input: (s, d, n, g, r, p) => ['winogradInput', s, d, n, g, r, p],
-  output: (s, d, n, g, r, p) => ['winogradOutput', s, d, n, g, p, r],
-  gradOutput: (s, d, n, g, r, p) => ['winogradGradOutput', s, d, n, g, r, p],
-  filter: (s, d, g, p) => ['winogradFilter', s, d, g, p],
-  filterGrad: (s, d, g, p) => ['winogradFilterGrad', s, d, g, p, p],
-};
+function variant(m: 2 | 4): Variant {
+  return {
+    m,
+    planes: (m + 2) * (m + 2),
+    input: (s, d, n, g, r, p) => [`winograd${m}Input`, s, d, n, g, r, p],
+    output: (s, d, n, g, r, p) => [`winograd${m}Output`, s, d, n, g, r, p],
+    gradOutput: (s, d, n, g, r, p) => [`winograd${m}GradOutput`, s, d, n, g, r, p],
+    filter: (s, d, g, p) => [`winograd${m}Filter`, s, d, 1, g, 0, p],
+    filterGrad: (s, d, g, p) => [`winograd${m}FilterGrad`, s, d, 1, g, 0, p],
+  };
+}
 
-const F4: Variant = {
-  m: 4,
-  planes: 36,
-  input: (s, d, n, g, r, p) => ['winograd4Input', s, d, n, g, r, p],
-  output: (s, d, n, g, r, p) => ['winograd4Output', s, d, n, g, r, p],
-  gradOutput: (s, d, n, g, r, p) => ['winograd4GradOutput', s, d, n, g, r, p],
-  filter: (s, d, g, p) => ['winograd4Filter', s, d, 1, g, 0, p],
-  filterGrad: (s, d, g, p) => ['winograd4FilterGrad', s, d, 1, g, 0, p],
-};
+const F2 = variant(2);
+const F4 = variant(4);
 
 /** F(4x4, 3x3) where the image splits into 4x4 tiles, F(2x2, 3x3) otherwise. */
 function variantFor(h: number, w: number): Variant {
