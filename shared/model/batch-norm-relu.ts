@@ -23,6 +23,8 @@ import * as tf from '@tensorflow/tfjs';
 export const BN_RELU_KERNEL = 'PetriBatchNormRelu';
 /** Backward kernel: inputs x, y, dy, gamma, mean, variance; attrs epsilon; outputs [dx, dgamma, dbeta]. */
 export const BN_RELU_GRAD_KERNEL = 'PetriBatchNormReluGrad';
+/** Inference kernel: inputs x, a, b (per channel); output max(x*a + b, 0). */
+export const AFFINE_RELU_KERNEL = 'PetriAffineRelu';
 
 export interface BatchNormReluResult {
   /** The output, on the gradient tape. */
@@ -91,4 +93,23 @@ export function batchNormRelu(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, e
   const y = op(x, gamma, beta);
   if (stats === undefined) throw new Error('batchNormRelu: the forward pass did not run');
   return { y, mean: stats[0], variance: stats[1] };
+}
+
+/**
+ * Batch norm in inference mode (the moving statistics) followed by ReLU:
+ * relu(x*a + b) with a = gamma / sqrt(movingVariance + eps) and
+ * b = beta - movingMean*a, one pass over x where the backend has the kernel
+ * (wasm), else three tf ops. No gradient: for evaluation only.
+ */
+export function batchNormReluInference(
+  x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, movingMean: tf.Tensor, movingVariance: tf.Tensor, epsilon: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const a = tf.mul(gamma, tf.rsqrt(tf.add(movingVariance, epsilon)));
+    const b = tf.sub(beta, tf.mul(movingMean, a));
+    if (hasKernel(AFFINE_RELU_KERNEL)) {
+      return tf.engine().runKernel(AFFINE_RELU_KERNEL, { x, a, b } as unknown as tf.NamedTensorMap, {}) as tf.Tensor;
+    }
+    return tf.relu(tf.add(tf.mul(x, a), b));
+  });
 }

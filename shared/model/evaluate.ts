@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { imageBytes, type ImageSet } from '../data/image-set.ts';
 import type { BuiltModel } from './build.ts';
+import { inferenceLogits } from './train-graph.ts';
 import { submitGpuWork } from './webgpu-submit.ts';
 
 export interface EvaluationResult {
@@ -27,7 +28,7 @@ export async function evaluateModel(
     pixels.set(data.pixels.subarray(start * size, (start + n) * size));
     const [count, predicted] = tf.tidy(() => {
       const x = tf.tensor4d(pixels, [n, ...data.shape]);
-      const logits = built.logits.apply(x, { training: false }) as tf.Tensor;
+      const logits = inferenceLogits(built, x);
       const argmax = tf.argMax(logits, 1).cast('int32');
       const labels = tf.tensor1d(Int32Array.from(data.labels.subarray(start, start + n)), 'int32');
       return [tf.sum(tf.equal(argmax, labels).cast('int32')), argmax];

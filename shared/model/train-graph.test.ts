@@ -5,9 +5,10 @@ import { convChain } from '../evolution/fixtures.ts';
 import { planInheritance } from '../evolution/inheritance.ts';
 import { createRng } from '../evolution/rng.ts';
 import { buildModel, disposeModel, type BuiltModel } from './build.ts';
-import { trainingLogits } from './train-graph.ts';
+import { inferenceLogits, trainingLogits } from './train-graph.ts';
 import { inheritWeights, readWeights, writeWeights } from './weights.ts';
-import { relErr } from './numeric-checks.ts';
+import { relErr, values } from './numeric-checks.ts';
+import { winogradSwitch } from './winograd.ts';
 
 // Convs of stride 1 and 2, an identity skip, and a skip that needs the fixed strided 1x1 adapter (4 -> 6 channels).
 const dna = convChain([12, 12, 3], 10, [{ channels: 4 }, { channels: 4 }, { channels: 6, stride: 2 }, { channels: 6, filter: [1, 3] }], [[0, 2], [1, 3], [2, 4]]);
@@ -88,4 +89,35 @@ describe('trainingLogits', () => {
     x.dispose();
     disposeModel(built);
   });
+});
+
+describe('inferenceLogits', () => {
+  // The small net above, and one whose 32->32 conv runs as Winograd on wasm.
+  const wide = convChain([8, 8, 3], 10, [{ channels: 32 }, { channels: 32 }, { channels: 24, stride: 2 }], [[0, 2]]);
+  for (const [name, net] of [['small', dna], ['wide', wide]] as const) {
+    it.each(['cpu', 'wasm'])(`gives the layers model's inference logits (${name} net) on %s`, async (backend) => {
+      await tf.setBackend(backend);
+      const weights = inheritWeights(planInheritance(null, net), null, createRng('inference'));
+      // Batch-norm statistics and scales far from their initial 0/1, so that each one matters.
+      let seed = 1;
+      for (const [key, w] of weights) {
+        if (!/gamma|beta|moving_mean|moving_variance/.test(key)) continue;
+        const v = values(w.length, seed++);
+        weights.set(key, key.includes('moving_variance') ? v.map((a) => 0.5 + a * a) : v);
+      }
+      const built = buildModel(net);
+      writeWeights(built, weights);
+      const x = tf.tidy(() => tf.mul(tf.randomUniform([5, ...net.inputShape] as [number, number, number, number], 0, 1, 'float32', 7), 255) as tf.Tensor4D);
+      const before = tf.memory().numTensors;
+      const winograd = winogradSwitch.used;
+      const viaPlan = inferenceLogits(built, x);
+      expect(tf.memory().numTensors - before, 'tensors left behind').toBe(1);
+      expect(winogradSwitch.used - winograd).toBe(backend === 'wasm' && name === 'wide' ? 1 : 0);
+      const viaLayers = built.logits.apply(x, { training: false }) as tf.Tensor;
+      expect(relErr(viaLayers.dataSync(), viaPlan.dataSync())).toBeLessThan(1e-5);
+      tf.dispose([x, viaPlan, viaLayers]);
+      disposeModel(built);
+      await tf.setBackend('wasm');
+    });
+  }
 });

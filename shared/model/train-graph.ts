@@ -1,7 +1,12 @@
 /**
- * The training forward pass of a built model, run with plain tf.js ops over
- * its plan (build.ts) instead of through the layers model. Same layers, same
- * variables, same result; two things make it cheaper to differentiate:
+ * The forward passes of a built model, run with plain tf.js ops over its
+ * plan (build.ts) instead of through the layers model. Same layers, same
+ * variables, same result.
+ *
+ * Evaluation ({@link inferenceLogits}) applies batch norm with the moving
+ * statistics and ReLU as one per-channel pass (batchNormReluInference),
+ * where the layers model runs FusedBatchNorm and Relu. Two things make
+ * training ({@link trainingLogits}) cheaper to differentiate:
  *
  * - convolutions are plain `conv2d`, whose gradient computes only what is
  *   asked for. tf.js layers run `fused.conv2d` even in training, and its
@@ -14,7 +19,7 @@
  * Batch-norm moving statistics are updated as tf.js layers update them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormRelu } from './batch-norm-relu.ts';
+import { batchNormRelu, batchNormReluInference } from './batch-norm-relu.ts';
 import { BN_EPSILON, BN_MOMENTUM, type BuiltModel } from './build.ts';
 
 /** A layer's weight variable (LayerVariable: read() is the tf.Variable, write() assigns). */
@@ -74,4 +79,38 @@ export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
   const kernel = weight(plan.classifier, 0).read();
   const bias = weight(plan.classifier, 1).read();
   return tf.add(tf.matMul(pooled as tf.Tensor2D, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
+}
+
+/**
+ * Logits of a batch of raw pixels ([n, h, w, c] in [0, 255]) in inference
+ * mode (batch norm with the moving statistics): what the layers model
+ * gives with training false.
+ */
+export function inferenceLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const { plan } = built;
+    const values = new Map<string, tf.Tensor>([[plan.input, tf.add(tf.mul(x, plan.rescale.scale), plan.rescale.offset)]]);
+    const valueOf = (id: string): tf.Tensor => {
+      const v = values.get(id);
+      if (v === undefined) throw new Error(`vertex ${id} is not computed yet`);
+      return v;
+    };
+    for (const vertex of plan.vertices) {
+      const inputs = vertex.inputs.map(({ from, conv, stride }) => {
+        const source = valueOf(from);
+        if (conv === null) return source;
+        return tf.conv2d(source as tf.Tensor4D, weight(conv, 0).read() as tf.Tensor4D, stride, 'same');
+      });
+      let value = inputs.length === 1 ? (inputs[0] as tf.Tensor) : tf.addN(inputs);
+      if (vertex.bn !== null) {
+        const w = (i: number): tf.Tensor => weight(vertex.bn as tf.layers.Layer, i).read();
+        value = batchNormReluInference(value, w(0), w(1), w(2), w(3), BN_EPSILON);
+      }
+      values.set(vertex.id, value);
+    }
+    const pooled = tf.mean(valueOf(plan.output), [1, 2]);
+    const kernel = weight(plan.classifier, 0).read();
+    const bias = weight(plan.classifier, 1).read();
+    return tf.add(tf.matMul(pooled as tf.Tensor2D, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
+  });
 }

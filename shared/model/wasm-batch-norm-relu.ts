@@ -188,5 +188,41 @@ function batchNormReluGrad(args: KernelArgs): TensorInfo[] {
   return [dx, dGamma, dBeta];
 }
 
+/** y = max(x*a + b, 0) with per-channel a and b (batch norm in inference mode, then ReLU). */
+function affineRelu(args: KernelArgs): TensorInfo {
+  const backend = asWasmBackend(args.backend);
+  const { x, a, b } = args.inputs as Record<string, TensorInfo | undefined>;
+  if (x === undefined || a === undefined || b === undefined) throw new Error('wasm PetriAffineRelu: needs x, a and b');
+  const c = channelsOf(x, 'PetriAffineRelu', [a, b]);
+  const m = size(x.shape) / c;
+  const L = 4 * c;
+  const y = backend.makeOutput([...x.shape], 'float32');
+  const scratch = backend.makeOutput([2 * L], 'float32');
+  try {
+    const xv = f32(backend, x);
+    const yv = f32(backend, y);
+    const sv = f32(backend, scratch);
+    const av = f32(backend, a);
+    const bv = f32(backend, b);
+    const simd = simdFor(backend, xv);
+    const blocks = simd === null ? 0 : Math.floor(m / 4);
+    if (simd !== null && blocks > 0) {
+      repeat4(sv, 0, av, c);
+      repeat4(sv, L, bv, c);
+      simd.affineRelu(xv.byteOffset, yv.byteOffset, sv.byteOffset, sv.byteOffset + 4 * L, 4 * L, blocks);
+    }
+    for (let o = blocks * L; o < m * c; o += c) {
+      for (let j = 0; j < c; j++) {
+        const t = Math.fround((xv[o + j] as number) * (av[j] as number)) + (bv[j] as number);
+        yv[o + j] = t > 0 ? t : 0;
+      }
+    }
+  } finally {
+    backend.disposeData(scratch.dataId);
+  }
+  return y;
+}
+
+export const wasmAffineRelu = affineRelu as unknown as KernelFunc;
 export const wasmBatchNormRelu = batchNormRelu as unknown as KernelFunc;
 export const wasmBatchNormReluGrad = batchNormReluGrad as unknown as KernelFunc;

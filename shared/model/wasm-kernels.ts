@@ -45,9 +45,9 @@ import type {
   NamedTensorInfoMap,
   TensorInfo,
 } from '@tensorflow/tfjs';
-import { BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
+import { AFFINE_RELU_KERNEL, BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { SGD_KERNEL } from './sgd.ts';
-import { wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
+import { wasmAffineRelu, wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
 import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
 import { winogradConv2D, winogradFilterGradient } from './winograd.ts';
 
@@ -956,6 +956,7 @@ const OURS: readonly OurKernel[] = [
   // Not tf.js kernels: batch-norm-relu.ts (Petri's training graph) calls them where registered.
   { name: BN_RELU_KERNEL, make: () => wasmBatchNormRelu, replacesNative: false, withReplacements: true },
   { name: BN_RELU_GRAD_KERNEL, make: () => wasmBatchNormReluGrad, replacesNative: false, withReplacements: true },
+  { name: AFFINE_RELU_KERNEL, make: () => wasmAffineRelu, replacesNative: false, withReplacements: true },
   { name: SGD_KERNEL, make: () => sgdMomentum as unknown as KernelFunc, replacesNative: false, withReplacements: true },
 ];
 
