@@ -41,6 +41,7 @@ function name(s: string, out: number[]): void {
 /** SIMD opcodes (after the 0xfd prefix), from the WebAssembly SIMD specification. */
 const SIMD = {
   'v128.load': 0x00,
+  'v128.load32_splat': 0x09,
   'v128.store': 0x0b,
   'i8x16.shuffle': 0x0d,
   'f32x4.splat': 0x13,

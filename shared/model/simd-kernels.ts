@@ -326,7 +326,7 @@ function shortGemm(): Body {
             () => {
               b.load(15).set(25).load(15, 16).set(26);
               for (let r = 0; r < 4; r++) {
-                b.get(11 + r).mem('f32.load').simd('f32x4.splat').set(27);
+                b.get(11 + r).simd('v128.load32_splat', { align: 2, offset: 0 }).set(27);
                 b.get(acc(2 * r)).get(27).get(25).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r));
                 b.get(acc(2 * r + 1)).get(27).get(26).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r + 1));
               }
@@ -361,11 +361,6 @@ function tnGemm(): Body {
   // locals i32: cb9 ob10 t11 pa12 pb13 pc14 q15; v128: acc 16..23, av 24, b0 25, b1 26, lane 27
   const b = new Body(9, [{ type: I32, count: 7 }, { type: V128, count: 12 }]);
   const acc = (i: number): number => 16 + i;
-  const splat = (lane: number): number[] => {
-    const out: number[] = [];
-    for (let i = 0; i < 4; i++) out.push(4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3);
-    return out;
-  };
   b.i32(0).set(9);
   b.whileLoop(
     () => { b.get(9).get(3).op('i32.lt_s'); },
@@ -387,9 +382,9 @@ function tnGemm(): Body {
           b.whileLoop(
             () => { b.get(11); },
             () => {
-              b.load(12).set(24).load(13).set(25).load(13, 16).set(26);
+              b.load(13).set(25).load(13, 16).set(26);
               for (let r = 0; r < 4; r++) {
-                b.get(24).get(24).shuffle(splat(r)).set(27);
+                b.get(12).simd('v128.load32_splat', { align: 2, offset: 4 * r }).set(27);
                 b.get(acc(2 * r)).get(27).get(25).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r));
                 b.get(acc(2 * r + 1)).get(27).get(26).simd('f32x4.mul').simd('f32x4.add').set(acc(2 * r + 1));
               }
