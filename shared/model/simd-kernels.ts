@@ -1,14 +1,16 @@
 /**
- * Batch-norm/ReLU passes in 128-bit WebAssembly SIMD, run in place on
- * tf.js's wasm heap (the module imports the backend's own memory).
- * JavaScript loops over typed arrays ran these at 3-6 ns per element
- * (branchy ReLU, per-channel loads); these run a vector of four per step.
+ * Petri's WebAssembly module: loops in 128-bit SIMD that run in place on
+ * tf.js's wasm heap (the module imports the backend's own memory), where
+ * JavaScript loops over typed arrays ran at 3-6 ns per element. It holds
+ * the batch-norm/ReLU passes, the SGD step, gathers and copies for the
+ * convolution gradients, small GEMMs, and the Winograd transforms
+ * (simd-winograd.ts). Pointers and strides are in bytes.
  *
- * Every function walks `nb` blocks of L floats, L a multiple of 4 (four
- * rows of C channels: any C works), and reads per-channel coefficients as
- * arrays of length L (C values repeated four times). Sums go to float64
- * accumulators of length L, which the caller folds to C. Pointers and
- * lengths are in bytes; nb > 0.
+ * The batch-norm passes walk `nb` blocks of L floats, L a multiple of 4
+ * (four rows of C channels: any C works), and read per-channel
+ * coefficients as arrays of length L (C values repeated four times). Sums
+ * go to float64 accumulators of length L, which the caller folds to C;
+ * nb > 0.
  */
 import { Body, I32, V128, assemble } from './simd-asm.ts';
 import { winogradFunctions } from './simd-winograd.ts';
