@@ -36,6 +36,8 @@ export interface SimdKernels {
   sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
   /** See {@link shortGemm}. */
   shortGemm(a: number, b: number, c: number, tBlocks: number, oBlocks: number, p: number, rowBytes: number, bRowBytes: number): void;
+  /** See {@link addInto}. */
+  addInto(dst: number, src: number, blocks: number): void;
   /** See {@link tnGemm}. */
   tnGemm(a: number, b: number, c: number, cBlocks: number, oBlocks: number, count: number, aRowBytes: number, bRowBytes: number, cRowBytes: number): void;
   /** Winograd transforms (simd-winograd.ts): `count` tiles of `groups` four-channel groups. */
@@ -352,6 +354,21 @@ function shortGemm(): Body {
   return b;
 }
 
+/** dst += src over `blocks` blocks of four floats (the filter gradient's per-thread partial sums). */
+function addInto(): Body {
+  // params dst0 src1 blocks2
+  const b = new Body(3, []);
+  b.whileLoop(
+    () => { b.get(2); },
+    () => {
+      b.get(0).load(0).load(1).simd('f32x4.add').store();
+      b.addTo(0, 16).addTo(1, 16);
+      b.get(2).i32(1).op('i32.sub').set(2);
+    },
+  );
+  return b;
+}
+
 /**
  * C += Aᵀ·B: A is [count][4*cBlocks] (rows `aRowBytes` apart), B is
  * [count][8*oBlocks] (rows `bRowBytes` apart), C is [4*cBlocks][8*oBlocks]
@@ -422,6 +439,7 @@ export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> 
       { name: 'sgdMomentum', body: sgdMomentum() },
       { name: 'shortGemm', body: shortGemm() },
       { name: 'tnGemm', body: tnGemm() },
+      { name: 'addInto', body: addInto() },
       ...winogradFunctions(2),
       ...winogradFunctions(4),
     ],

@@ -395,11 +395,7 @@ export function winogradFilterGradient(
       programs.push(calls);
     }
     runSimdPrograms(simd, programs);
-    const all = f32(backend, sums);
-    for (let t = 1; t < g.threads; t++) {
-      const base = t * uFloats;
-      for (let i = 0; i < uFloats; i++) all[i] = (all[i] as number) + (all[base + i] as number);
-    }
+    for (let t = 1; t < g.threads; t++) simd.addInto(uAt, uAt + t * uFloats * 4, uFloats / 4);
     const cc = ciP * coP;
     const dwAt = f32(backend, dw).byteOffset;
     const outAt = wideDw === null ? dwAt : f32(backend, wideDw).byteOffset;
