@@ -81,6 +81,7 @@ const OP = {
   'i32.mul': 0x6c,
   'i32.or': 0x72,
   'f32.const': 0x43,
+  call: 0x10,
 } as const;
 
 /** Scalar loads and stores (a memarg follows). */
@@ -188,6 +189,13 @@ export class Body {
   /** v128.store of the value on the stack top to local `ptr` + `offset`: push the address first. */
   store(offset = 0): this {
     return this.simd('v128.store', { align: 2, offset });
+  }
+
+  /** Calls function `index` of the module (its arguments on the stack). */
+  call(index: number): this {
+    this.bytes.push(OP.call);
+    uleb(index, this.bytes);
+    return this;
   }
 
   /** local[i] += n (i32). */

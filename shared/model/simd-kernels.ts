@@ -36,6 +36,16 @@ export interface SimdKernels {
   sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
   /** See {@link shortGemm}. */
   shortGemm(a: number, b: number, c: number, tBlocks: number, oBlocks: number, p: number, rowBytes: number, bRowBytes: number): void;
+  /** shortGemm over `planes` planes: the pointers move by aPlane, bPlane and cPlane bytes (see {@link planesOf}). */
+  shortGemmPlanes(
+    a: number, b: number, c: number, tBlocks: number, oBlocks: number, p: number, rowBytes: number, bRowBytes: number,
+    planes: number, aPlane: number, bPlane: number, cPlane: number,
+  ): void;
+  /** tnGemm over `planes` planes, likewise. */
+  tnGemmPlanes(
+    a: number, b: number, c: number, cBlocks: number, oBlocks: number, count: number, aRowBytes: number, bRowBytes: number, cRowBytes: number,
+    planes: number, aPlane: number, bPlane: number, cPlane: number,
+  ): void;
   /** See {@link addInto}. */
   addInto(dst: number, src: number, blocks: number): void;
   /** See {@link tnGemm}. */
@@ -426,25 +436,49 @@ function tnGemm(): Body {
   return b;
 }
 
+/**
+ * `planes` calls of function `inner` (whose first three parameters are the
+ * pointers A, B and C), A, B and C moving on by their plane strides after
+ * each: the per-plane GEMMs of a Winograd chunk in one call.
+ */
+function planesOf(inner: number, params: number): Body {
+  // params: inner's (0 .. params-1), then planes, aPlane, bPlane, cPlane
+  const b = new Body(params + 4, []);
+  const planes = params;
+  b.whileLoop(
+    () => { b.get(planes); },
+    () => {
+      for (let i = 0; i < params; i++) b.get(i);
+      b.call(inner);
+      b.addLocal(0, planes + 1).addLocal(1, planes + 2).addLocal(2, planes + 3);
+      b.get(planes).i32(1).op('i32.sub').set(planes);
+    },
+  );
+  return b;
+}
+
 /** The module's bytes, importing a shared or an unshared memory. */
 export function simdModuleBytes(sharedMemory: boolean): Uint8Array<ArrayBuffer> {
-  return assemble(
-    [
-      { name: 'affineRelu', body: affineRelu() },
-      { name: 'sums', body: sums() },
-      { name: 'gradSums', body: gradSums() },
-      { name: 'gradApply', body: gradApply() },
-      { name: 'im2colTap', body: im2colTap() },
-      { name: 'copyRuns', body: copyRuns() },
-      { name: 'sgdMomentum', body: sgdMomentum() },
-      { name: 'shortGemm', body: shortGemm() },
-      { name: 'tnGemm', body: tnGemm() },
-      { name: 'addInto', body: addInto() },
-      ...winogradFunctions(2),
-      ...winogradFunctions(4),
-    ],
-    sharedMemory,
+  const functions: { name: string; body: Body }[] = [
+    { name: 'affineRelu', body: affineRelu() },
+    { name: 'sums', body: sums() },
+    { name: 'gradSums', body: gradSums() },
+    { name: 'gradApply', body: gradApply() },
+    { name: 'im2colTap', body: im2colTap() },
+    { name: 'copyRuns', body: copyRuns() },
+    { name: 'sgdMomentum', body: sgdMomentum() },
+    { name: 'shortGemm', body: shortGemm() },
+    { name: 'tnGemm', body: tnGemm() },
+    { name: 'addInto', body: addInto() },
+    ...winogradFunctions(2),
+    ...winogradFunctions(4),
+  ];
+  const index = (name: string): number => functions.findIndex((f) => f.name === name);
+  functions.push(
+    { name: 'shortGemmPlanes', body: planesOf(index('shortGemm'), 8) },
+    { name: 'tnGemmPlanes', body: planesOf(index('tnGemm'), 9) },
   );
+  return assemble(functions, sharedMemory);
 }
 
 /** The parts of the WebAssembly JS API used here (shared/ is typed without DOM or Node globals). */

@@ -9,7 +9,7 @@
  *
  *   X (NHWC) --pad--> P --input transform--> V[α²][tiles][Ci]
  *   W (HWIO) --filter transform--> U[α²][Ci][Co]
- *   M[ξ] = V[ξ]·U[ξ] (shortGemm, one per ξ)
+ *   M[ξ] = V[ξ]·U[ξ] (shortGemm, one per ξ; shortGemmPlanes runs them all)
  *   M --output transform--> Y (NHWC)
  *
  * Tiles go through in chunks small enough for V and M to stay in cache,
@@ -240,12 +240,10 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
           calls.push(v.input(pAt + ((img * ph + m * ty) * pw + m * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane));
         });
-        for (let xi = 0; xi < planes; xi++) {
-          calls.push([
-            'shortGemm', vAt + xi * vPlane, uAt + xi * ciP * coP * 4, mAt + xi * mPlane,
-            Math.ceil(count / 4), coP / 8, ciP, ciP * 4, coP * 4,
-          ]);
-        }
+        calls.push([
+          'shortGemmPlanes', vAt, uAt, mAt, Math.ceil(count / 4), coP / 8, ciP, ciP * 4, coP * 4,
+          planes, vPlane, ciP * coP * 4, mPlane,
+        ]);
         forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
           calls.push(v.output(mAt + (tile - c0) * coP * 4, outAt + ((img * h + m * ty) * w + m * tx) * coP * 4, len, coP / 4, w * coP * 4, mPlane));
         });
@@ -388,9 +386,10 @@ export function winogradFilterGradient(
           calls.push(v.input(pAt + ((img * ph + m * ty) * pw + m * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane));
           calls.push(v.gradOutput(dyUsed + ((img * h + m * ty) * w + m * tx) * coP * 4, mAt + (tile - c0) * coP * 4, len, coP / 4, w * coP * 4, mPlane));
         });
-        for (let xi = 0; xi < planes; xi++) {
-          calls.push(['tnGemm', vAt + xi * vPlane, mAt + xi * mPlane, dU + xi * ciP * coP * 4, ciP / 4, coP / 8, count, ciP * 4, coP * 4, coP * 4]);
-        }
+        calls.push([
+          'tnGemmPlanes', vAt, mAt, dU, ciP / 4, coP / 8, count, ciP * 4, coP * 4, coP * 4,
+          planes, vPlane, mPlane, ciP * coP * 4,
+        ]);
       }
       programs.push(calls);
     }
