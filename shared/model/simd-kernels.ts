@@ -15,8 +15,11 @@
 import { Body, I32, V128, assemble } from './simd-asm.ts';
 import { winogradFunctions } from './simd-winograd.ts';
 
-/** A transform of simd-winograd.ts: (src, dst, count, groups, rowBytes, planeBytes). */
-type WinogradTransform = (src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number) => void;
+/** A transform of simd-winograd.ts: (src, dst, count, groups, rowBytes, planeBytes, rows, srcRowStep, dstRowStep). */
+type WinogradTransform = (
+  src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number,
+  rows: number, srcRowStep: number, dstRowStep: number,
+) => void;
 
 export interface SimdKernels {
   /** y = max(0, x*a + b). */

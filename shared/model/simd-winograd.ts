@@ -8,7 +8,10 @@
  * apart in index order, the next tile 4·channels bytes on).
  *
  * Every generated function takes (src, dst, count, groups, rowBytes,
- * planeBytes): `count` tiles of `groups` four-channel groups.
+ * planeBytes, rows, srcRowStep, dstRowStep): `rows` runs of `count` tiles
+ * of `groups` four-channel groups, each run starting srcRowStep and
+ * dstRowStep bytes after the one before (a row of tiles of an image, or an
+ * image).
  */
 import { Body, I32, V128 } from './simd-asm.ts';
 
@@ -71,22 +74,26 @@ export function transform2d(l: readonly (readonly number[])[], input: Side, outp
   const rows = l.length;
   const cols = (l[0] as readonly number[]).length;
   const coefs = [...new Set(l.flat().map(Math.abs).filter((c) => c !== 0 && c !== 1))];
-  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5
-  // i32 locals: t6 g7 cb8 s9 d10 q11, offsets 12.. (rows then cols, 6 each)
-  const I_T = 6;
-  const I_G = 7;
-  const I_CB = 8;
-  const I_S = 9;
-  const I_D = 10;
-  const I_Q = 11;
-  const rowOff = (i: number): number => 12 + i;
-  const colOff = (i: number): number => 18 + i;
-  const i32Count = 18;
+  // params src0 dst1 count2 groups3 rowBytes4 planeBytes5 rows6 srcRowStep7 dstRowStep8
+  // i32 locals: t9 g10 cb11 s12 d13 q14 r15 rs16 rd17, offsets 18.. (rows then cols, 6 each)
+  const PARAMS = 9;
+  const I_T = 9;
+  const I_G = 10;
+  const I_CB = 11;
+  const I_S = 12;
+  const I_D = 13;
+  const I_Q = 14;
+  const I_R = 15;
+  const I_RS = 16;
+  const I_RD = 17;
+  const rowOff = (i: number): number => 18 + i;
+  const colOff = (i: number): number => 24 + i;
+  const i32Count = 21;
   // v128 locals: inputs C*C, temps R*C, constants
-  const vIn = 6 + i32Count;
+  const vIn = PARAMS + i32Count;
   const vT = vIn + cols * cols;
   const vC = vT + rows * cols;
-  const b = new Body(6, [{ type: I32, count: i32Count }, { type: V128, count: cols * cols + rows * cols + coefs.length }]);
+  const b = new Body(PARAMS, [{ type: I32, count: i32Count }, { type: V128, count: cols * cols + rows * cols + coefs.length }]);
   const constLocal = (c: number): number => vC + coefs.indexOf(Math.abs(c));
   coefs.forEach((c, i) => b.f32(c).simd('f32x4.splat').set(vC + i));
 
@@ -126,50 +133,59 @@ export function transform2d(l: readonly (readonly number[])[], input: Side, outp
     if (nonzero.length === 0) b.f32(0).simd('f32x4.splat');
   };
 
-  b.get(0).set(I_S).get(1).set(I_D).get(2).set(I_T);
+  // Rows of `count` tiles: each row starts srcRowStep / dstRowStep bytes after the one before.
+  b.get(0).set(I_RS).get(1).set(I_RD).get(6).set(I_R);
   b.whileLoop(
-    () => { b.get(I_T); },
+    () => { b.get(I_R); },
     () => {
-      b.get(3).set(I_G);
-      // Group bases: s9/d10 stay at the tile, q11 walks... use I_Q for the input base, dst base computed.
-      b.get(I_S).set(I_Q);
+      b.get(I_RS).set(I_S).get(I_RD).set(I_D).get(2).set(I_T);
       b.whileLoop(
-        () => { b.get(I_G); },
+        () => { b.get(I_T); },
         () => {
-          for (let i = 0; i < cols; i++) {
-            for (let j = 0; j < cols; j++) {
-              address(input, I_Q, i, j, cols);
-              b.simd('v128.load', { align: 2, offset: 0 }).set(vIn + i * cols + j);
-            }
-          }
-          // t[k][j] = Σ_a L[k][a]·in[a][j]
-          for (let k = 0; k < rows; k++) {
-            for (let j = 0; j < cols; j++) {
-              combine((l[k] as number[]).map((c, a) => [c, vIn + a * cols + j] as [number, number]));
-              b.set(vT + k * cols + j);
-            }
-          }
-          // out[k][m] = Σ_j t[k][j]·L[m][j], stored at the group's output base: dst + (q - src tile base) offset.
-          for (let k = 0; k < rows; k++) {
-            for (let m = 0; m < rows; m++) {
-              // The output group base is d10 + (q11 - s9): groups advance 16 bytes on both sides.
-              address(output, I_D, k, m, rows);
-              b.get(I_Q).get(I_S).op('i32.sub').op('i32.add');
-              combine((l[m] as number[]).map((c, j) => [c, vT + k * cols + j] as [number, number]));
-              b.store();
-            }
-          }
-          b.addTo(I_Q, 16);
-          b.get(I_G).i32(1).op('i32.sub').set(I_G);
+          b.get(3).set(I_G);
+          // I_Q walks the groups of the input side; the output side's group is at I_D + (I_Q - I_S).
+          b.get(I_S).set(I_Q);
+          b.whileLoop(
+            () => { b.get(I_G); },
+            () => {
+              for (let i = 0; i < cols; i++) {
+                for (let j = 0; j < cols; j++) {
+                  address(input, I_Q, i, j, cols);
+                  b.simd('v128.load', { align: 2, offset: 0 }).set(vIn + i * cols + j);
+                }
+              }
+              // t[k][j] = Σ_a L[k][a]·in[a][j]
+              for (let k = 0; k < rows; k++) {
+                for (let j = 0; j < cols; j++) {
+                  combine((l[k] as number[]).map((c, a) => [c, vIn + a * cols + j] as [number, number]));
+                  b.set(vT + k * cols + j);
+                }
+              }
+              // out[k][m] = Σ_j t[k][j]·L[m][j], at the output side's group.
+              for (let k = 0; k < rows; k++) {
+                for (let m = 0; m < rows; m++) {
+                  // Groups advance 16 bytes on both sides.
+                  address(output, I_D, k, m, rows);
+                  b.get(I_Q).get(I_S).op('i32.sub').op('i32.add');
+                  combine((l[m] as number[]).map((c, j) => [c, vT + k * cols + j] as [number, number]));
+                  b.store();
+                }
+              }
+              b.addTo(I_Q, 16);
+              b.get(I_G).i32(1).op('i32.sub').set(I_G);
+            },
+          );
+          // Next tile: `step` pixels on for a pixel side, one channel vector on for a plane side.
+          const next = (side: Side, local: number): void => {
+            for (let i = 0; i < (side === 'pixels' ? step : 1); i++) b.addLocal(local, I_CB);
+          };
+          next(input, I_S);
+          next(output, I_D);
+          b.get(I_T).i32(1).op('i32.sub').set(I_T);
         },
       );
-      // Next tile: `step` pixels on for a pixel side, one channel vector on for a plane side.
-      const next = (side: Side, local: number): void => {
-        for (let i = 0; i < (side === 'pixels' ? step : 1); i++) b.addLocal(local, I_CB);
-      };
-      next(input, I_S);
-      next(output, I_D);
-      b.get(I_T).i32(1).op('i32.sub').set(I_T);
+      b.addLocal(I_RS, 7).addLocal(I_RD, 8);
+      b.get(I_R).i32(1).op('i32.sub').set(I_R);
     },
   );
   return b;

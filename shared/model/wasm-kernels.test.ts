@@ -419,6 +419,8 @@ describe('the threaded wasm build in Node', () => {
       env: { ...process.env, PETRI_WASM_THREADS: '2', NO_COLOR: '1', FORCE_COLOR: '0' },
       encoding: 'utf8',
       timeout: 170_000,
+      // A child stuck in a synchronous wait never handles SIGTERM.
+      killSignal: 'SIGKILL',
     });
     const out = `${r.stdout}${r.stderr}`;
     expect(r.status, out.slice(-3000)).toBe(0);

@@ -50,9 +50,10 @@ interface Variant {
   m: 2 | 4;
   /** α² transformed values per tile. */
   planes: number;
-  input(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): SimdCall;
-  output(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): SimdCall;
-  gradOutput(src: number, dst: number, count: number, groups: number, rowBytes: number, planeBytes: number): SimdCall;
+  /** The transforms (simd-winograd.ts), by name. */
+  input: keyof SimdKernels;
+  output: keyof SimdKernels;
+  gradOutput: keyof SimdKernels;
   filter(src: number, dst: number, groups: number, planeBytes: number): SimdCall;
   filterGrad(src: number, dst: number, groups: number, planeBytes: number): SimdCall;
 }
@@ -61,11 +62,11 @@ function variant(m: 2 | 4): Variant {
   return {
     m,
     planes: (m + 2) * (m + 2),
-    input: (s, d, n, g, r, p) => [`winograd${m}Input`, s, d, n, g, r, p],
-    output: (s, d, n, g, r, p) => [`winograd${m}Output`, s, d, n, g, r, p],
-    gradOutput: (s, d, n, g, r, p) => [`winograd${m}GradOutput`, s, d, n, g, r, p],
-    filter: (s, d, g, p) => [`winograd${m}Filter`, s, d, 1, g, 0, p],
-    filterGrad: (s, d, g, p) => [`winograd${m}FilterGrad`, s, d, 1, g, 0, p],
+    input: `winograd${m}Input` as keyof SimdKernels,
+    output: `winograd${m}Output` as keyof SimdKernels,
+    gradOutput: `winograd${m}GradOutput` as keyof SimdKernels,
+    filter: (s, d, g, p) => [`winograd${m}Filter`, s, d, 1, g, 0, p, 1, 0, 0],
+    filterGrad: (s, d, g, p) => [`winograd${m}FilterGrad`, s, d, 1, g, 0, p, 1, 0, 0],
   };
 }
 
@@ -124,9 +125,14 @@ interface Geometry {
   /** Padded image height and width. */
   ph: number;
   pw: number;
-  /** Tiles per tile row and per image. */
+  /** Tile rows per image, tiles per tile row and per image. */
+  th: number;
   tw: number;
   perImage: number;
+  /** Tile rows per chunk (big images), images per chunk (small ones). */
+  rowsPerChunk: number;
+  imagesPerChunk: number;
+  /** Tiles a chunk's planes have room for (its most tiles, rounded up to 4). */
   chunk: number;
   threads: number;
   v: Variant;
@@ -138,15 +144,52 @@ function geometry(simd: SimdKernels, x: readonly number[], co: number): Geometry
   const ciP = roundUp(ci, 4);
   const coP = roundUp(co, 8);
   const fit = Math.floor(winogradChunk.bytes / (v.planes * (ciP + coP) * 4) / 4) * 4;
+  const cap = Math.max(4, Math.min(winogradChunk.tiles, fit));
+  const th = h / v.m;
+  const tw = w / v.m;
+  const perImage = th * tw;
+  // Chunks of whole tile rows of one image, or of whole images where an image has fewer tiles than `cap`.
+  const rowsPerChunk = perImage > cap ? Math.max(1, Math.floor(cap / tw)) : th;
+  const imagesPerChunk = perImage > cap ? 1 : Math.max(1, Math.floor(cap / perImage));
   return {
-    n, h, w, ci, co, ciP, coP, v,
+    n, h, w, ci, co, ciP, coP, v, th, tw, perImage, rowsPerChunk, imagesPerChunk,
     ph: h + 2,
     pw: w + 2,
-    tw: w / v.m,
-    perImage: (h / v.m) * (w / v.m),
-    chunk: Math.max(4, Math.min(winogradChunk.tiles, fit)),
+    // A multiple of 4: the GEMM works in blocks of four tiles, into the plane's spare rows.
+    chunk: roundUp(rowsPerChunk * tw * imagesPerChunk, 4),
     threads: Math.max(1, Math.min(simdThreads(simd), n)),
   };
+}
+
+/** Whole tile rows of images: `rows` rows from tile row `ty` of image `img`, or `rows` whole one-row images from `img`. */
+interface Piece {
+  img: number;
+  ty: number;
+  rows: number;
+  /** Each row is a whole image (images one tile row high): rows are an image apart. */
+  images: boolean;
+}
+
+/** Images [i0, i1) as chunks of at most `chunk` tiles: each chunk's pieces, in tile order. */
+function chunksOf(g: Geometry, i0: number, i1: number): { tiles: number; pieces: Piece[] }[] {
+  const out: { tiles: number; pieces: Piece[] }[] = [];
+  if (g.imagesPerChunk === 1) {
+    for (let img = i0; img < i1; img++) {
+      for (let ty = 0; ty < g.th; ty += g.rowsPerChunk) {
+        const rows = Math.min(g.rowsPerChunk, g.th - ty);
+        out.push({ tiles: rows * g.tw, pieces: [{ img, ty, rows, images: false }] });
+      }
+    }
+    return out;
+  }
+  for (let img = i0; img < i1; img += g.imagesPerChunk) {
+    const count = Math.min(g.imagesPerChunk, i1 - img);
+    const pieces: Piece[] = g.th === 1
+      ? [{ img, ty: 0, rows: count, images: true }]
+      : Array.from({ length: count }, (_, k) => ({ img: img + k, ty: 0, rows: g.th, images: false }));
+    out.push({ tiles: count * g.perImage, pieces });
+  }
+  return out;
 }
 
 /** Images [i0, i1) of thread t. */
@@ -205,7 +248,7 @@ function paddedInput(g: Geometry, view: Float32Array, xAt: number): (i: number) 
  * `u` ([planes, ciP, coP], {@link winogradFilter}); Y has `co` channels.
  */
 function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo, u: TensorInfo, g: Geometry): TensorInfo {
-  const { n, h, w, co, ciP, coP, ph, pw, tw, perImage, chunk, v } = g;
+  const { n, h, w, co, ciP, coP, ph, pw, tw, chunk, v } = g;
   const { m, planes } = v;
   const scratchFloats = planes * chunk * (ciP + coP);
 
@@ -234,19 +277,28 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
       const vAt = sAt + t * scratchFloats * 4;
       const mAt = vAt + planes * vPlane;
       for (let i = i0; i < i1; i++) calls.push(pad(i));
-      const end = i1 * perImage;
-      for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
-        const count = Math.min(chunk, end - c0);
-        forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(v.input(pAt + ((img * ph + m * ty) * pw + m * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane));
-        });
+      const yRow = w * coP * 4;
+      for (const { tiles, pieces } of chunksOf(g, i0, i1)) {
+        let at = 0;
+        for (const { img, ty, rows, images } of pieces) {
+          calls.push([
+            v.input, pAt + (img * ph + m * ty) * rowIn, vAt + at * ciP * 4, tw, ciP / 4, rowIn, vPlane,
+            rows, images ? ph * rowIn : m * rowIn, tw * ciP * 4,
+          ]);
+          at += rows * tw;
+        }
         calls.push([
-          'shortGemmPlanes', vAt, uAt, mAt, Math.ceil(count / 4), coP / 8, ciP, ciP * 4, coP * 4,
+          'shortGemmPlanes', vAt, uAt, mAt, Math.ceil(tiles / 4), coP / 8, ciP, ciP * 4, coP * 4,
           planes, vPlane, ciP * coP * 4, mPlane,
         ]);
-        forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(v.output(mAt + (tile - c0) * coP * 4, outAt + ((img * h + m * ty) * w + m * tx) * coP * 4, len, coP / 4, w * coP * 4, mPlane));
-        });
+        at = 0;
+        for (const { img, ty, rows, images } of pieces) {
+          calls.push([
+            v.output, mAt + at * coP * 4, outAt + (img * h + m * ty) * yRow, tw, coP / 4, yRow, mPlane,
+            rows, tw * coP * 4, images ? h * yRow : m * yRow,
+          ]);
+          at += rows * tw;
+        }
       }
       if (wide !== null && i1 > i0) {
         const pixels = (i1 - i0) * h * w;
@@ -269,23 +321,6 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
 function count(v: Variant): void {
   winogradSwitch.used++;
   if (v.m === 4) winogradSwitch.used4++;
-}
-
-/** Splits tiles [c0, c0 + count) into runs along one tile row of one image. */
-function forSegments(
-  c0: number, count: number, perImage: number, tw: number,
-  fn: (tile: number, img: number, ty: number, tx: number, len: number) => void,
-): void {
-  let t = c0;
-  while (t < c0 + count) {
-    const img = Math.floor(t / perImage);
-    const r = t - img * perImage;
-    const ty = Math.floor(r / tw);
-    const tx = r - ty * tw;
-    const len = Math.min(tw - tx, c0 + count - t);
-    fn(t, img, ty, tx, len);
-    t += len;
-  }
 }
 
 /** Zeroes the one-pixel frame of each padded image (the heap is not zeroed). */
@@ -336,7 +371,7 @@ export function winogradFilterGradient(
   const simd = simdFor(backend, f32(backend, x));
   if (simd === null) return null;
   const g = geometry(simd, x.shape, info.outChannels);
-  const { n, h, w, ci, co, ciP, coP, ph, pw, tw, perImage, chunk, v } = g;
+  const { n, h, w, ci, co, ciP, coP, ph, pw, tw, chunk, v } = g;
   const { m, planes } = v;
   const scratchFloats = planes * chunk * (ciP + coP);
   const uFloats = planes * ciP * coP;
@@ -379,15 +414,22 @@ export function winogradFilterGradient(
         const pixels = (i1 - i0) * h * w;
         calls.push(['copyRuns', dyAt + i0 * h * w * co * 4, dyUsed + i0 * h * w * coP * 4, 1, 0, 0, pixels, co * 4, co * 4, coP * 4]);
       }
-      const end = i1 * perImage;
-      for (let c0 = i0 * perImage; c0 < end; c0 += chunk) {
-        const count = Math.min(chunk, end - c0);
-        forSegments(c0, count, perImage, tw, (tile, img, ty, tx, len) => {
-          calls.push(v.input(pAt + ((img * ph + m * ty) * pw + m * tx) * ciP * 4, vAt + (tile - c0) * ciP * 4, len, ciP / 4, rowIn, vPlane));
-          calls.push(v.gradOutput(dyUsed + ((img * h + m * ty) * w + m * tx) * coP * 4, mAt + (tile - c0) * coP * 4, len, coP / 4, w * coP * 4, mPlane));
-        });
+      const dyRow = w * coP * 4;
+      for (const { tiles, pieces } of chunksOf(g, i0, i1)) {
+        let at = 0;
+        for (const { img, ty, rows, images } of pieces) {
+          calls.push([
+            v.input, pAt + (img * ph + m * ty) * rowIn, vAt + at * ciP * 4, tw, ciP / 4, rowIn, vPlane,
+            rows, images ? ph * rowIn : m * rowIn, tw * ciP * 4,
+          ]);
+          calls.push([
+            v.gradOutput, dyUsed + (img * h + m * ty) * dyRow, mAt + at * coP * 4, tw, coP / 4, dyRow, mPlane,
+            rows, images ? h * dyRow : m * dyRow, tw * coP * 4,
+          ]);
+          at += rows * tw;
+        }
         calls.push([
-          'tnGemmPlanes', vAt, mAt, dU, ciP / 4, coP / 8, count, ciP * 4, coP * 4, coP * 4,
+          'tnGemmPlanes', vAt, mAt, dU, ciP / 4, coP / 8, tiles, ciP * 4, coP * 4, coP * 4,
           planes, vPlane, mPlane, ciP * coP * 4,
         ]);
       }
