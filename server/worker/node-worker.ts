@@ -65,6 +65,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
   const info = await initNodeBackend(options.backend, options.threads === undefined ? {} : { threads: options.threads });
   if (info.reason) log(`backend: ${info.backend} (${info.reason})`);
   if (info.threadsFallback) log(`wasm threads: ${options.threads ?? 'several'} asked for, running on the single-threaded build instead (${info.threadsFallback})`);
+  if (info.simdThreadsFallback) log(`Petri's SIMD kernels (Winograd convolutions) stay on one thread: ${info.simdThreadsFallback}`);
   const threads = info.backend === 'wasm' ? (info.threads ?? 1) : 1;
   const threadNote = info.backend === 'wasm' ? `, ${threads} ${threads === 1 ? 'thread' : 'threads'}` : '';
   const base = options.server.endsWith('/') ? options.server : `${options.server}/`;
