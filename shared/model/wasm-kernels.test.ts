@@ -1,11 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { BATCH_NORM_GRAD_KERNEL, im2colLimit, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
 import { simdSwitch } from './wasm-heap.ts';
 import { relErr, values } from './numeric-checks.ts';
+import { expectPassesOnTwoThreads, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
@@ -413,18 +412,6 @@ describe('the threaded wasm build in Node', () => {
   // Run here on the single-threaded build, this file runs itself again on tf.js's threaded build
   // with two XNNPACK threads (server/wasm-node-threads.ts): every check above must hold there too.
   it.runIf(nodeWasmThreads() === 1)('passes every test of this file with PETRI_WASM_THREADS=2', () => {
-    const vitest = fileURLToPath(new URL('../../node_modules/vitest/vitest.mjs', import.meta.url));
-    const file = fileURLToPath(import.meta.url);
-    const r = spawnSync(process.execPath, [vitest, 'run', '--project', 'unit', file], {
-      env: { ...process.env, PETRI_WASM_THREADS: '2', NO_COLOR: '1', FORCE_COLOR: '0' },
-      encoding: 'utf8',
-      timeout: 170_000,
-      // A child stuck in a synchronous wait never handles SIGTERM.
-      killSignal: 'SIGKILL',
-    });
-    const out = `${r.stdout}${r.stderr}`;
-    expect(r.status, out.slice(-3000)).toBe(0);
-    expect(out).toMatch(/Tests\s+\d+ passed/);
-    expect(out).not.toMatch(/failed/);
-  }, 180_000);
+    expectPassesOnTwoThreads(import.meta.url);
+  }, TWO_THREADS_TIMEOUT_MS);
 });
