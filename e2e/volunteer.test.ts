@@ -351,6 +351,10 @@ describe('the volunteer page', () => {
     }, 'the wasm tab is past a checkpoint', 120_000, 50);
     const child = before.lease!.childId;
     const port = server.port;
+    // Held until the server is gone: however fast the tab trains, the child cannot end (and its
+    // result reach a closing server) before the outage.
+    await wasmTab.evaluate(() => window.petri.pause());
+    await until(async () => (await state(wasmTab)).phase === 'paused', 'the tab pauses', 10_000, 50);
     await server.close();
     try {
       const gone = await until(async () => {
@@ -359,6 +363,7 @@ describe('the volunteer page', () => {
       }, 'the page says the server is gone', 30_000, 100);
       expect(gone.notice?.title).toMatch(/Lost contact/);
       expect(gone.notice?.action).toMatch(/Nothing to do/);
+      await wasmTab.evaluate(() => window.petri.resume());
       // The child ends while the server is away (training goes on) and its weights cannot be sent:
       // the notice stays what it was, not a failure notice that would outlive the reconnection.
       const ended = await until(async () => {
