@@ -2,17 +2,34 @@
  * For the wasm kernels' tests (shared/model/*.test.ts): a test file runs
  * itself again in a child vitest with PETRI_WASM_THREADS=2, so that every
  * check it makes also holds on tf.js's threaded build with two XNNPACK
- * threads and Petri's SIMD kernels split over the worker pool.
+ * threads and Petri's SIMD kernels split over the worker pool; and with
+ * Node's relaxed SIMD on, so that the GEMMs' fused multiply-add (what
+ * Chromium runs) is checked too.
  */
 import { spawnSync } from 'node:child_process';
+import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+
+/** Set in the rerun: the test file turns on Node's relaxed SIMD ({@link relaxedSimdIfAsked}). */
+export const RELAXED_SIMD_ENV = 'PETRI_TEST_RELAXED_SIMD';
+
+/**
+ * In the rerun, turns on Node 20's relaxed SIMD (Chromium has it by
+ * default) before anything compiles Petri's module: vitest's workers do not
+ * take node flags from the command line. Returns whether it did.
+ */
+export function relaxedSimdIfAsked(): boolean {
+  if (process.env[RELAXED_SIMD_ENV] !== '1') return false;
+  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return true;
+}
 
 /** Runs the test file at `fileUrl` (its import.meta.url) with two threads and expects every test to pass. */
 export function expectPassesOnTwoThreads(fileUrl: string): void {
   const vitest = fileURLToPath(new URL('../node_modules/vitest/vitest.mjs', import.meta.url));
   const r = spawnSync(process.execPath, [vitest, 'run', '--project', 'unit', fileURLToPath(fileUrl)], {
-    env: { ...process.env, PETRI_WASM_THREADS: '2', NO_COLOR: '1', FORCE_COLOR: '0' },
+    env: { ...process.env, PETRI_WASM_THREADS: '2', [RELAXED_SIMD_ENV]: '1', NO_COLOR: '1', FORCE_COLOR: '0' },
     encoding: 'utf8',
     timeout: 170_000,
     // A child stuck in a synchronous wait never handles SIGTERM.

@@ -12,6 +12,7 @@ import { petriSimdActive } from '../../shared/model/wasm-heap.ts';
 import { configureWebGpuSubmission } from '../../shared/model/webgpu-submit.ts';
 import { startWasmBackend } from '../../shared/model/wasm-threads.ts';
 import { petriSimdThreads, startSimdThreads } from '../../shared/model/simd-threads.ts';
+import { relaxedSimd } from '../../shared/model/simd-kernels.ts';
 import { spawnBrowserPoolWorker } from '../../client/train/simd-pool-browser.ts';
 import { measureCellChecked, type CellResult, type MeasurePlan } from '../lib/train-measure.ts';
 
@@ -35,7 +36,7 @@ async function describe(backend: string): Promise<string> {
       .getEntriesByType('resource')
       .map((e) => e.name.split('/').pop() ?? '')
       .filter((n) => n.endsWith('.wasm'));
-    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}, Petri SIMD kernels=${petriSimdActive() ? 'on' : 'off'}, Petri SIMD threads=${petriSimdThreads()}`;
+    return `${binary.join(', ')}; crossOriginIsolated=${String(self.crossOriginIsolated)}, XNNPACK threads=${getThreadsCount()}, Petri SIMD kernels=${petriSimdActive() ? 'on' : 'off'}, Petri SIMD threads=${petriSimdThreads()}, relaxed SIMD (FMA)=${relaxedSimd() ? 'on' : 'off'}`;
   }
   if (backend === 'webgl') {
     const gl = document.createElement('canvas').getContext('webgl2');

@@ -55,6 +55,8 @@ const SIMD = {
   'f32x4.pmax': 0xeb,
   'f64x2.add': 0xf0,
   'f64x2.mul': 0xf2,
+  /** Relaxed SIMD: a*b + c, fused where the CPU has FMA (a b c on the stack). */
+  'f32x4.relaxed_madd': 0x105,
 } as const;
 
 /** Scalar opcodes used. */

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { runProgram, setSimdProgramRunner, simdThreads, type SimdCall } from './simd-calls.ts';
-import { simdKernelsFor, simdModuleBytes } from './simd-kernels.ts';
+import { relaxedSimd, simdKernelsFor, simdModuleBytes } from './simd-kernels.ts';
 import { createSimdPool, type SimdPool, type SpawnPoolWorker } from './simd-pool.ts';
 import { asWasmBackend, BACKEND, wasmHeapMemory } from './wasm-heap.ts';
 
@@ -37,7 +37,7 @@ export async function startSimdThreads(threads: number, spawn: SpawnPoolWorker):
   if (simd === null) return { threads: 1, reason: 'Petri\'s SIMD module does not link here' };
   if (simdThreads(simd) > 1) return { threads: simdThreads(simd) };
   try {
-    const started = await createSimdPool({ memory, moduleBytes: simdModuleBytes(true), threads, spawn });
+    const started = await createSimdPool({ memory, moduleBytes: simdModuleBytes(true, relaxedSimd()), threads, spawn });
     pool = started;
     setSimdProgramRunner(simd, {
       threads: started.threads,

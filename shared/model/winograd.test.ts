@@ -3,20 +3,27 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { petriSimdThreads } from './simd-threads.ts';
 import { relErr, values } from './numeric-checks.ts';
-import { expectPassesOnTwoThreads, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
+import { expectPassesOnTwoThreads, relaxedSimdIfAsked, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
+import { relaxedSimd } from './simd-kernels.ts';
 import { winogradChunk, winogradSwitch } from './winograd.ts';
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-const TOLERANCE = 1e-5;
+// Relative to the largest value. The transforms and, in the rerun, the GEMMs' fused multiply-add
+// round differently from the cpu backend's direct sums: up to 1.3e-5 was seen.
+const TOLERANCE = 3e-5;
+// The rerun (the last test) checks the GEMMs' fused multiply-add too.
+const relaxed = relaxedSimdIfAsked();
 
 beforeAll(async () => {
   const init = await initNodeBackend('wasm');
   expect(init.simdThreadsFallback).toBeUndefined();
-  // PETRI_WASM_THREADS=2 (the last test) runs this file with the convs split over a worker pool.
+  // PETRI_WASM_THREADS=2 (the last test) runs this file with the convs split over a worker pool,
+  // and with relaxed SIMD (the GEMMs' fused multiply-add).
   expect(petriSimdThreads()).toBe(nodeWasmThreads());
+  expect(relaxedSimd()).toBe(relaxed);
 });
 
 afterEach(() => {
@@ -84,7 +91,7 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
     }
   }
 
-  it('F(4x4,3x3) stays within 1e-5 of cpu on a conv10 layer at batch 4', async () => {
+  it('F(4x4,3x3) stays within the tolerance of cpu on a conv10 layer at batch 4', async () => {
     const xShape: Shape4 = [4, 16, 16, 64];
     const fShape: Shape4 = [3, 3, 64, 64];
     const ref = await convAll('cpu', xShape, fShape, 'same');
