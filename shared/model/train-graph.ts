@@ -43,11 +43,11 @@ function movingAverage(w: LayerWeight, batch: tf.Tensor, momentum: number): void
 }
 
 /**
- * Logits of a batch of raw pixels ([n, h, w, c] in [0, 255]) in training
- * mode; updates the batch-norm moving statistics. Call it inside the
- * gradient function of a training step.
+ * Logits of a batch of raw pixels ([n, h, w, c] in [0, 255]) over the plan:
+ * each vertex sums its inputs (convolved where its edge is a conv), then
+ * `bnRelu` applies the vertex's batch norm and ReLU, where it has them.
  */
-export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
+function logitsOverPlan(built: BuiltModel, x: tf.Tensor4D, bnRelu: (value: tf.Tensor, bn: tf.layers.Layer) => tf.Tensor): tf.Tensor2D {
   const { plan } = built;
   const values = new Map<string, tf.Tensor>([[plan.input, tf.add(tf.mul(x, plan.rescale.scale), plan.rescale.offset)]]);
   const valueOf = (id: string): tf.Tensor => {
@@ -61,19 +61,8 @@ export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
       if (conv === null) return source;
       return tf.conv2d(source as tf.Tensor4D, weight(conv, 0).read() as tf.Tensor4D, stride, 'same');
     });
-    let value = inputs.length === 1 ? (inputs[0] as tf.Tensor) : tf.addN(inputs);
-    if (vertex.bn !== null) {
-      const { y, mean, variance } = batchNormRelu(value, weight(vertex.bn, 0).read(), weight(vertex.bn, 1).read(), BN_EPSILON);
-      try {
-        movingAverage(weight(vertex.bn, 2), mean, BN_MOMENTUM);
-        movingAverage(weight(vertex.bn, 3), variance, BN_MOMENTUM);
-      } finally {
-        mean.dispose();
-        variance.dispose();
-      }
-      value = y;
-    }
-    values.set(vertex.id, value);
+    const value = inputs.length === 1 ? (inputs[0] as tf.Tensor) : tf.addN(inputs);
+    values.set(vertex.id, vertex.bn === null ? value : bnRelu(value, vertex.bn));
   }
   const pooled = tf.mean(valueOf(plan.output), [1, 2]);
   const kernel = weight(plan.classifier, 0).read();
@@ -82,35 +71,34 @@ export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
 }
 
 /**
+ * Logits of a batch of raw pixels ([n, h, w, c] in [0, 255]) in training
+ * mode; updates the batch-norm moving statistics. Call it inside the
+ * gradient function of a training step.
+ */
+export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
+  return logitsOverPlan(built, x, (value, bn) => {
+    const { y, mean, variance } = batchNormRelu(value, weight(bn, 0).read(), weight(bn, 1).read(), BN_EPSILON);
+    try {
+      movingAverage(weight(bn, 2), mean, BN_MOMENTUM);
+      movingAverage(weight(bn, 3), variance, BN_MOMENTUM);
+    } finally {
+      mean.dispose();
+      variance.dispose();
+    }
+    return y;
+  });
+}
+
+/**
  * Logits of a batch of raw pixels ([n, h, w, c] in [0, 255]) in inference
  * mode (batch norm with the moving statistics): what the layers model
  * gives with training false.
  */
 export function inferenceLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
-  return tf.tidy(() => {
-    const { plan } = built;
-    const values = new Map<string, tf.Tensor>([[plan.input, tf.add(tf.mul(x, plan.rescale.scale), plan.rescale.offset)]]);
-    const valueOf = (id: string): tf.Tensor => {
-      const v = values.get(id);
-      if (v === undefined) throw new Error(`vertex ${id} is not computed yet`);
-      return v;
-    };
-    for (const vertex of plan.vertices) {
-      const inputs = vertex.inputs.map(({ from, conv, stride }) => {
-        const source = valueOf(from);
-        if (conv === null) return source;
-        return tf.conv2d(source as tf.Tensor4D, weight(conv, 0).read() as tf.Tensor4D, stride, 'same');
-      });
-      let value = inputs.length === 1 ? (inputs[0] as tf.Tensor) : tf.addN(inputs);
-      if (vertex.bn !== null) {
-        const w = (i: number): tf.Tensor => weight(vertex.bn as tf.layers.Layer, i).read();
-        value = batchNormReluInference(value, w(0), w(1), w(2), w(3), BN_EPSILON);
-      }
-      values.set(vertex.id, value);
-    }
-    const pooled = tf.mean(valueOf(plan.output), [1, 2]);
-    const kernel = weight(plan.classifier, 0).read();
-    const bias = weight(plan.classifier, 1).read();
-    return tf.add(tf.matMul(pooled as tf.Tensor2D, kernel as tf.Tensor2D), bias) as tf.Tensor2D;
-  });
+  return tf.tidy(() =>
+    logitsOverPlan(built, x, (value, bn) => {
+      const w = (i: number): tf.Tensor => weight(bn, i).read();
+      return batchNormReluInference(value, w(0), w(1), w(2), w(3), BN_EPSILON);
+    }),
+  );
 }

@@ -8,6 +8,7 @@
  */
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import { asWasmBackend, f32, simdFor, size } from './wasm-heap.ts';
+import type { SimdKernels } from './simd-kernels.ts';
 
 type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
 
@@ -27,6 +28,29 @@ function channelsOf(x: TensorInfo, kernel: string, perChannel: readonly (TensorI
 /** Per-channel coefficients repeated four times (one SIMD block of four rows) into `dst` at `at`. */
 function repeat4(dst: Float32Array, at: number, values: ArrayLike<number>, c: number): void {
   for (let t = 0; t < 4; t++) for (let j = 0; j < c; j++) dst[at + t * c + j] = values[j] as number;
+}
+
+/**
+ * y = max(x*a + b, 0) over m rows of c channels: the first `blocks` blocks
+ * of four rows by the SIMD loop (with a and b repeated into `sv` at 0 and
+ * 4c), the rest in JavaScript with the same float32 rounding.
+ */
+function applyAffineRelu(
+  simd: SimdKernels | null, blocks: number, xv: Float32Array, yv: Float32Array, sv: Float32Array,
+  a: ArrayLike<number>, b: ArrayLike<number>, c: number, m: number,
+): void {
+  const L = 4 * c;
+  if (simd !== null && blocks > 0) {
+    repeat4(sv, 0, a, c);
+    repeat4(sv, L, b, c);
+    simd.affineRelu(xv.byteOffset, yv.byteOffset, sv.byteOffset, sv.byteOffset + 4 * L, 4 * L, blocks);
+  }
+  for (let o = blocks * L; o < m * c; o += c) {
+    for (let j = 0; j < c; j++) {
+      const t = Math.fround((xv[o + j] as number) * (a[j] as number)) + (b[j] as number);
+      yv[o + j] = t > 0 ? t : 0;
+    }
+  }
 }
 
 /** Adds float64 block accumulators ([2][4][c] at byte offset `byteAt`) into two per-channel sums. */
@@ -89,17 +113,7 @@ function batchNormRelu(args: KernelArgs): TensorInfo[] {
       a[j] = aj;
       b[j] = (bt[j] as number) - (meanV[j] as number) * (a[j] as number);
     }
-    if (simd !== null && blocks > 0) {
-      repeat4(sv, 0, a, c);
-      repeat4(sv, L, b, c);
-      simd.affineRelu(xv.byteOffset, yv.byteOffset, sv.byteOffset, sv.byteOffset + 4 * L, 4 * L, blocks);
-    }
-    for (let o = blocks * L; o < m * c; o += c) {
-      for (let j = 0; j < c; j++) {
-        const t = Math.fround((xv[o + j] as number) * (a[j] as number)) + (b[j] as number);
-        yv[o + j] = t > 0 ? t : 0;
-      }
-    }
+    applyAffineRelu(simd, blocks, xv, yv, sv, a, b, c, m);
   } finally {
     backend.disposeData(scratch.dataId);
   }
@@ -205,18 +219,7 @@ function affineRelu(args: KernelArgs): TensorInfo {
     const av = f32(backend, a);
     const bv = f32(backend, b);
     const simd = simdFor(backend, xv);
-    const blocks = simd === null ? 0 : Math.floor(m / 4);
-    if (simd !== null && blocks > 0) {
-      repeat4(sv, 0, av, c);
-      repeat4(sv, L, bv, c);
-      simd.affineRelu(xv.byteOffset, yv.byteOffset, sv.byteOffset, sv.byteOffset + 4 * L, 4 * L, blocks);
-    }
-    for (let o = blocks * L; o < m * c; o += c) {
-      for (let j = 0; j < c; j++) {
-        const t = Math.fround((xv[o + j] as number) * (av[j] as number)) + (bv[j] as number);
-        yv[o + j] = t > 0 ? t : 0;
-      }
-    }
+    applyAffineRelu(simd, simd === null ? 0 : Math.floor(m / 4), xv, yv, sv, av, bv, c, m);
   } finally {
     backend.disposeData(scratch.dataId);
   }

@@ -197,6 +197,16 @@ function imagesOf(g: Geometry, t: number): [number, number] {
   return [Math.floor((g.n * t) / g.threads), Math.floor((g.n * (t + 1)) / g.threads)];
 }
 
+/** The input transform of one piece of the padded input (at pAt) into a chunk's V (its tiles from vAt on). */
+function inputCall(g: Geometry, pAt: number, vAt: number, vPlane: number, piece: Piece): SimdCall {
+  const rowIn = g.pw * g.ciP * 4;
+  const { img, ty, rows, images } = piece;
+  return [
+    g.v.input, pAt + (img * g.ph + g.v.m * ty) * rowIn, vAt, g.tw, g.ciP / 4, rowIn, vPlane,
+    rows, images ? g.ph * rowIn : g.v.m * rowIn, g.tw * g.ciP * 4,
+  ];
+}
+
 /**
  * U = G·g·Gᵀ of an HWIO [3,3,Ci,Co] filter, as [planes, ciP, coP] (zero
  * where the channels are padding).
@@ -267,7 +277,6 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
     const outAt = wide === null ? yAt : f32(backend, wide).byteOffset;
     const sAt = f32(backend, scratch).byteOffset;
 
-    const rowIn = pw * ciP * 4;
     const vPlane = chunk * ciP * 4;
     const mPlane = chunk * coP * 4;
     const programs: SimdCall[][] = [];
@@ -280,12 +289,9 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
       const yRow = w * coP * 4;
       for (const { tiles, pieces } of chunksOf(g, i0, i1)) {
         let at = 0;
-        for (const { img, ty, rows, images } of pieces) {
-          calls.push([
-            v.input, pAt + (img * ph + m * ty) * rowIn, vAt + at * ciP * 4, tw, ciP / 4, rowIn, vPlane,
-            rows, images ? ph * rowIn : m * rowIn, tw * ciP * 4,
-          ]);
-          at += rows * tw;
+        for (const piece of pieces) {
+          calls.push(inputCall(g, pAt, vAt + at * ciP * 4, vPlane, piece));
+          at += piece.rows * tw;
         }
         calls.push([
           'shortGemmPlanes', vAt, uAt, mAt, Math.ceil(tiles / 4), coP / 8, ciP, ciP * 4, coP * 4,
@@ -399,7 +405,6 @@ export function winogradFilterGradient(
     const uAt = uView.byteOffset;
     uView.fill(0);
 
-    const rowIn = pw * ciP * 4;
     const vPlane = chunk * ciP * 4;
     const mPlane = chunk * coP * 4;
     const programs: SimdCall[][] = [];
@@ -417,11 +422,9 @@ export function winogradFilterGradient(
       const dyRow = w * coP * 4;
       for (const { tiles, pieces } of chunksOf(g, i0, i1)) {
         let at = 0;
-        for (const { img, ty, rows, images } of pieces) {
-          calls.push([
-            v.input, pAt + (img * ph + m * ty) * rowIn, vAt + at * ciP * 4, tw, ciP / 4, rowIn, vPlane,
-            rows, images ? ph * rowIn : m * rowIn, tw * ciP * 4,
-          ]);
+        for (const piece of pieces) {
+          const { img, ty, rows, images } = piece;
+          calls.push(inputCall(g, pAt, vAt + at * ciP * 4, vPlane, piece));
           calls.push([
             v.gradOutput, dyUsed + (img * h + m * ty) * dyRow, mAt + at * coP * 4, tw, coP / 4, dyRow, mPlane,
             rows, images ? h * dyRow : m * dyRow, tw * coP * 4,
