@@ -105,11 +105,40 @@ export function batchNormReluInference(
   x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, movingMean: tf.Tensor, movingVariance: tf.Tensor, epsilon: number,
 ): tf.Tensor {
   return tf.tidy(() => {
-    const a = tf.mul(gamma, tf.rsqrt(tf.add(movingVariance, epsilon)));
-    const b = tf.sub(beta, tf.mul(movingMean, a));
+    const { a, b } = inferenceAffine(gamma, beta, movingMean, movingVariance, epsilon);
     if (hasKernel(AFFINE_RELU_KERNEL)) {
       return tf.engine().runKernel(AFFINE_RELU_KERNEL, { x, a, b } as unknown as tf.NamedTensorMap, {}) as tf.Tensor;
     }
     return tf.relu(tf.add(tf.mul(x, a), b));
+  });
+}
+
+/** Batch norm in inference mode as y = x*a + b per channel. */
+function inferenceAffine(
+  gamma: tf.Tensor, beta: tf.Tensor, movingMean: tf.Tensor, movingVariance: tf.Tensor, epsilon: number,
+): { a: tf.Tensor; b: tf.Tensor } {
+  const a = tf.mul(gamma, tf.rsqrt(tf.add(movingVariance, epsilon)));
+  return { a, b: tf.sub(beta, tf.mul(movingMean, a)) };
+}
+
+/**
+ * A 'same' conv, then batch norm in inference mode, then ReLU, as one fused
+ * conv: relu(conv(x, W*a) + b), the per-channel a and b of
+ * {@link batchNormReluInference} folded into the filter and a bias. Every
+ * backend has fused conv with bias and ReLU (on wasm, XNNPACK applies them
+ * as it writes the output, or the Winograd conv in one pass after it), so
+ * no pass over the activations is left for the batch norm. Rounds a little
+ * differently from the unfolded ops (the filter is scaled before the sum).
+ * No gradient: for evaluation only.
+ */
+export function convBatchNormReluInference(
+  x: tf.Tensor4D, filter: tf.Tensor4D, stride: number,
+  gamma: tf.Tensor, beta: tf.Tensor, movingMean: tf.Tensor, movingVariance: tf.Tensor, epsilon: number,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const { a, b } = inferenceAffine(gamma, beta, movingMean, movingVariance, epsilon);
+    return tf.fused.conv2d({
+      x, filter: tf.mul(filter, a) as tf.Tensor4D, strides: stride, pad: 'same', bias: b, activation: 'relu',
+    });
   });
 }

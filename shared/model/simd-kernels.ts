@@ -30,11 +30,6 @@ export interface SimdKernels {
   gradSums(x: number, y: number, dy: number, mean: number, lb: number, nb: number, acc: number): void;
   /** dx = d*k + (x - mean)*p + q with d as above. */
   gradApply(x: number, y: number, dy: number, mean: number, k: number, p: number, q: number, dx: number, lb: number, nb: number): void;
-  /** See {@link im2colTap}: all but the pointers and byte strides in elements. */
-  im2colTap(
-    src: number, dst: number, planes: number, planeBytes: number, oh: number, ow: number,
-    rowStepBytes: number, colStepBytes: number, y0: number, y1: number, x0: number, x1: number,
-  ): void;
   /** See {@link sgdMomentum}. */
   sgdMomentum(w: number, v: number, g: number, newW: number, newV: number, blocks: number, coef: number): void;
   /** See {@link shortGemm}. */
@@ -169,74 +164,6 @@ function gradApply(): Body {
     });
     b.get(9).i32(1).op('i32.sub').tee(9);
   });
-  return b;
-}
-
-const EVEN_LANES = [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27];
-
-/**
- * One filter tap of an im2col matrix, transposed: for each of `planes`
- * source planes (row-major, `planeBytes` apart) writes oh rows of ow
- * floats, dst[y][x] = src[y*rowStep + x*colStep] where y0 <= y < y1 and
- * x0 <= x < x1, else 0 (the padding). `src` points at where (0, 0) would
- * be read, which may lie outside the plane; only valid places are read.
- * Strides 1 and 2 copy four floats per step.
- */
-function im2colTap(): Body {
-  // params src0 dst1 planes2 planeBytes3 oh4 ow5 rowStep6 colStep7 y0_8 y1_9 x0_10 x1_11; locals y12 x13 rp14
-  const b = new Body(12, [{ type: I32, count: 3 }]);
-  const zeroUntil = (end: number | null): void => {
-    b.whileLoop(
-      () => { b.get(13); if (end === null) b.get(5); else b.get(end); b.op('i32.lt_s'); },
-      () => { b.get(1).f32(0).mem('f32.store').addTo(1, 4).addTo(13, 1); },
-    );
-  };
-  b.whileLoop(
-    () => { b.get(2); },
-    () => {
-      b.i32(0).set(12);
-      b.whileLoop(
-        () => { b.get(12).get(4).op('i32.lt_s'); },
-        () => {
-          b.i32(0).set(13);
-          b.get(12).get(8).op('i32.lt_s').get(12).get(9).op('i32.ge_s').op('i32.or');
-          b.ifElse(
-            () => zeroUntil(null),
-            () => {
-              b.get(0).get(12).get(6).op('i32.mul').op('i32.add').get(10).get(7).op('i32.mul').op('i32.add').set(14);
-              zeroUntil(10);
-              b.get(7).i32(4).op('i32.eq');
-              b.ifElse(
-                () => {
-                  b.whileLoop(
-                    () => { b.get(13).i32(3).op('i32.add').get(11).op('i32.lt_s'); },
-                    () => { b.get(1).load(14).store().addTo(1, 16).addTo(14, 16).addTo(13, 4); },
-                  );
-                },
-                () => {
-                  b.get(7).i32(8).op('i32.eq');
-                  b.ifElse(() => {
-                    b.whileLoop(
-                      () => { b.get(13).i32(4).op('i32.add').get(11).op('i32.lt_s'); },
-                      () => { b.get(1).load(14).load(14, 16).shuffle(EVEN_LANES).store().addTo(1, 16).addTo(14, 32).addTo(13, 4); },
-                    );
-                  });
-                },
-              );
-              b.whileLoop(
-                () => { b.get(13).get(11).op('i32.lt_s'); },
-                () => { b.get(1).get(14).mem('f32.load').mem('f32.store').addTo(1, 4).addLocal(14, 7).addTo(13, 1); },
-              );
-              zeroUntil(null);
-            },
-          );
-          b.addTo(12, 1);
-        },
-      );
-      b.addLocal(0, 3);
-      b.get(2).i32(1).op('i32.sub').set(2);
-    },
-  );
   return b;
 }
 
@@ -481,7 +408,6 @@ export function simdModuleBytes(sharedMemory: boolean, fma = false): Uint8Array<
     { name: 'sums', body: sums() },
     { name: 'gradSums', body: gradSums() },
     { name: 'gradApply', body: gradApply() },
-    { name: 'im2colTap', body: im2colTap() },
     { name: 'copyRuns', body: copyRuns() },
     { name: 'sgdMomentum', body: sgdMomentum() },
     { name: 'shortGemm', body: shortGemm(fma) },

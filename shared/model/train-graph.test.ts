@@ -110,9 +110,20 @@ describe('inferenceLogits', () => {
       const x = tf.tidy(() => tf.mul(tf.randomUniform([5, ...net.inputShape] as [number, number, number, number], 0, 1, 'float32', 7), 255) as tf.Tensor4D);
       const before = tf.memory().numTensors;
       const winograd = winogradSwitch.used;
-      const viaPlan = inferenceLogits(built, x);
+      let viaPlan: tf.Tensor | undefined;
+      const profile = await tf.profile(() => {
+        viaPlan = inferenceLogits(built, x);
+      });
+      if (viaPlan === undefined) throw new Error('no logits');
       expect(tf.memory().numTensors - before, 'tensors left behind').toBe(1);
       expect(winogradSwitch.used - winograd).toBe(backend === 'wasm' && name === 'wide' ? 1 : 0);
+      // Batch norm is folded into the conv of every vertex whose one input is a conv (the wide net's
+      // Winograd conv among them); the vertices that sum inputs keep a separate batch norm.
+      const single = built.plan.vertices.filter((v) => v.bn !== null && v.inputs.length === 1 && v.inputs[0]?.conv !== null).length;
+      const calls = (kernel: string) => profile.kernels.filter((k) => k.name === kernel).length;
+      expect(single).toBeGreaterThan(0);
+      expect(calls('FusedConv2D')).toBe(single);
+      expect(calls('FusedConv2D') + calls('Conv2D')).toBe(built.plan.vertices.flatMap((v) => v.inputs).filter((e) => e.conv !== null).length);
       const viaLayers = built.logits.apply(x, { training: false }) as tf.Tensor;
       expect(relErr(viaLayers.dataSync(), viaPlan.dataSync())).toBeLessThan(1e-5);
       tf.dispose([x, viaPlan, viaLayers]);

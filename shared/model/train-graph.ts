@@ -3,10 +3,15 @@
  * plan (build.ts) instead of through the layers model. Same layers, same
  * variables, same result.
  *
- * Evaluation ({@link inferenceLogits}) applies batch norm with the moving
- * statistics and ReLU as one per-channel pass (batchNormReluInference),
- * where the layers model runs FusedBatchNorm and Relu. Two things make
- * training ({@link trainingLogits}) cheaper to differentiate:
+ * Evaluation ({@link inferenceLogits}) folds batch norm with the moving
+ * statistics into the conv before it, where a vertex has a single conv
+ * input: one fused conv with bias and ReLU (convBatchNormReluInference).
+ * Elsewhere batch norm and ReLU are one per-channel pass
+ * (batchNormReluInference). The layers model runs Conv2D, FusedBatchNorm
+ * and Relu.
+ *
+ * Two things make training ({@link trainingLogits}) cheaper to
+ * differentiate:
  *
  * - convolutions are plain `conv2d`, whose gradient computes only what is
  *   asked for. tf.js layers run `fused.conv2d` even in training, and its
@@ -19,7 +24,7 @@
  * Batch-norm moving statistics are updated as tf.js layers update them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { batchNormRelu, batchNormReluInference } from './batch-norm-relu.ts';
+import { batchNormRelu, batchNormReluInference, convBatchNormReluInference } from './batch-norm-relu.ts';
 import { BN_EPSILON, BN_MOMENTUM, type BuiltModel } from './build.ts';
 
 /** A layer's weight variable (LayerVariable: read() is the tf.Variable, write() assigns). */
@@ -47,7 +52,12 @@ function movingAverage(w: LayerWeight, batch: tf.Tensor, momentum: number): void
  * each vertex sums its inputs (convolved where its edge is a conv), then
  * `bnRelu` applies the vertex's batch norm and ReLU, where it has them.
  */
-function logitsOverPlan(built: BuiltModel, x: tf.Tensor4D, bnRelu: (value: tf.Tensor, bn: tf.layers.Layer) => tf.Tensor): tf.Tensor2D {
+function logitsOverPlan(
+  built: BuiltModel,
+  x: tf.Tensor4D,
+  bnRelu: (value: tf.Tensor, bn: tf.layers.Layer) => tf.Tensor,
+  convBnRelu?: (source: tf.Tensor4D, filter: tf.Tensor4D, stride: number, bn: tf.layers.Layer) => tf.Tensor,
+): tf.Tensor2D {
   const { plan } = built;
   const values = new Map<string, tf.Tensor>([[plan.input, tf.add(tf.mul(x, plan.rescale.scale), plan.rescale.offset)]]);
   const valueOf = (id: string): tf.Tensor => {
@@ -56,6 +66,11 @@ function logitsOverPlan(built: BuiltModel, x: tf.Tensor4D, bnRelu: (value: tf.Te
     return v;
   };
   for (const vertex of plan.vertices) {
+    const only = vertex.inputs.length === 1 ? vertex.inputs[0] : undefined;
+    if (convBnRelu !== undefined && vertex.bn !== null && only !== undefined && only.conv !== null) {
+      values.set(vertex.id, convBnRelu(valueOf(only.from) as tf.Tensor4D, weight(only.conv, 0).read() as tf.Tensor4D, only.stride, vertex.bn));
+      continue;
+    }
     const inputs = vertex.inputs.map(({ from, conv, stride }) => {
       const source = valueOf(from);
       if (conv === null) return source;
@@ -95,10 +110,15 @@ export function trainingLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
  * gives with training false.
  */
 export function inferenceLogits(built: BuiltModel, x: tf.Tensor4D): tf.Tensor2D {
+  // gamma, beta, moving mean, moving variance.
+  const bnWeights = (bn: tf.layers.Layer): [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor] =>
+    [weight(bn, 0).read(), weight(bn, 1).read(), weight(bn, 2).read(), weight(bn, 3).read()];
   return tf.tidy(() =>
-    logitsOverPlan(built, x, (value, bn) => {
-      const w = (i: number): tf.Tensor => weight(bn, i).read();
-      return batchNormReluInference(value, w(0), w(1), w(2), w(3), BN_EPSILON);
-    }),
+    logitsOverPlan(
+      built,
+      x,
+      (value, bn) => batchNormReluInference(value, ...bnWeights(bn), BN_EPSILON),
+      (source, filter, stride, bn) => convBatchNormReluInference(source, filter, stride, ...bnWeights(bn), BN_EPSILON),
+    ),
   );
 }

@@ -226,6 +226,26 @@ function affineRelu(args: KernelArgs): TensorInfo {
   return y;
 }
 
+/**
+ * y = max(y + bias, 0) in place, with a per-channel bias: the bias and ReLU
+ * of a fused conv whose conv ran without them (the Winograd conv).
+ */
+export function biasReluInPlace(backendArg: unknown, y: TensorInfo, bias: TensorInfo): void {
+  const backend = asWasmBackend(backendArg);
+  const c = channelsOf(y, 'FusedConv2D', [bias]);
+  const m = size(y.shape) / c;
+  const scratch = backend.makeOutput([8 * c], 'float32');
+  try {
+    // Views after the allocation.
+    const yv = f32(backend, y);
+    const simd = simdFor(backend, yv);
+    const ones = new Float32Array(c).fill(1);
+    applyAffineRelu(simd, simd === null ? 0 : Math.floor(m / 4), yv, yv, f32(backend, scratch), ones, f32(backend, bias), c, m);
+  } finally {
+    backend.disposeData(scratch.dataId);
+  }
+}
+
 export const wasmAffineRelu = affineRelu as unknown as KernelFunc;
 export const wasmBatchNormRelu = batchNormRelu as unknown as KernelFunc;
 export const wasmBatchNormReluGrad = batchNormReluGrad as unknown as KernelFunc;

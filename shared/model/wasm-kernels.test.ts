@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
-import { BATCH_NORM_GRAD_KERNEL, im2colLimit, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
+import { BATCH_NORM_GRAD_KERNEL, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
+import { gemmFilterGradChunk, gemmFilterGradSwitch } from './filter-gradient-gemm.ts';
+import { winogradSwitch } from './winograd.ts';
 import { simdSwitch } from './wasm-heap.ts';
 import { relErr, values } from './numeric-checks.ts';
 import { expectPassesOnTwoThreads, relaxedSimdIfAsked, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
@@ -111,25 +113,29 @@ describe('conv2d gradients on wasm match cpu', () => {
     [[2, 8, 8, 3], [3, 3, 3, 4], [1, 2], 'same'],
     [[2, 8, 8, 3], [3, 3, 3, 4], 1, [[0, 0], [0, 2], [1, 0], [0, 0]]],
     [[1, 9, 9, 2], [3, 3, 2, 3], 2, [[0, 0], [2, 1], [0, 0], [0, 0]]],
-    // Few taps and Co a multiple of 8: the short GEMM (27, 45 and 63 taps, padded to 28, 48, 64 rows).
+    // Channel counts the GEMM takes as they are (fours in, eights out), and conv3's strided layers.
     [[3, 16, 16, 3], [3, 3, 3, 32], 1, 'same'],
-    [[3, 16, 16, 3], [3, 3, 3, 8], 2, 'same'],
-    [[2, 9, 9, 5], [3, 3, 5, 8], 1, 'same'],
+    [[3, 16, 16, 4], [3, 3, 4, 8], 2, 'same'],
+    [[2, 9, 9, 8], [3, 3, 8, 16], 1, 'same'],
     [[2, 10, 10, 7], [3, 3, 7, 16], 2, 'valid'],
+    [[2, 16, 16, 32], [3, 3, 32, 64], 2, 'same'],
+    [[3, 8, 8, 64], [3, 3, 64, 128], 2, 'same'],
   ];
 
-  // Each case on wasm three ways: as it runs (the filter gradient as an im2col GEMM built with
-  // Petri's SIMD gather), with the im2col matrix limited to one image per GEMM (chunks summed), and
-  // without the SIMD kernels (the correlation readings).
+  // Each case on wasm three ways: as it runs (the filter gradient as one GEMM over the output
+  // positions on Petri's SIMD kernels), with chunks of at most four positions (one output row or
+  // less each; the chunks' products summed), and without the SIMD kernels (the correlation readings).
+  // Winograd is off here: winograd.test.ts checks its convs.
   it.each(cases)('x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
+    winogradSwitch.enabled = false;
     const cpu = await convGrads('cpu', xShape, fShape, strides, pad);
-    const used = simdSwitch.used;
-    const wasm = await convGrads('wasm', xShape, fShape, strides, pad);
+    const used = gemmFilterGradSwitch.used;
+    const wasm = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { winogradSwitch.enabled = true; });
     const pointwise = fShape[0] === 1 && fShape[1] === 1;
-    if (!pointwise) expect(simdSwitch.used, 'the im2col path ran').toBeGreaterThan(used);
-    const limit = im2colLimit.maxFloats;
-    im2colLimit.maxFloats = 1;
-    const chunked = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { im2colLimit.maxFloats = limit; });
+    if (!pointwise) expect(gemmFilterGradSwitch.used - used, 'the GEMM filter gradient ran').toBe(1);
+    const bytes = gemmFilterGradChunk.bytes;
+    gemmFilterGradChunk.bytes = 1;
+    const chunked = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { gemmFilterGradChunk.bytes = bytes; });
     simdSwitch.enabled = false;
     const plain = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { simdSwitch.enabled = true; });
     for (const got of [wasm, chunked, plain]) {
@@ -168,6 +174,10 @@ describe('replaced reductions, Tile and Identity match cpu', () => {
     [[3, 5, 6], [0], false],
     [[4, 5, 6, 7], [0, 1], true],
     [[4, 5, 6, 7], [1, 2], false],
+    [[4, 5, 6, 7], [2, 1], true],
+    [[3, 9, 9, 16], [1, 2], false],
+    [[4, 5, 6, 7], [1], false],
+    [[4, 5, 6, 7], [1, 3], false],
     [[4, 5, 6, 7], [-1], false],
     [[4, 5, 6, 7], undefined, false],
     [[9, 3], [0], false],

@@ -12,8 +12,9 @@
  * - Conv2DBackpropInput: a plain loop nest, 5-15x the forward conv's time;
  * - Tile (the batch-norm gradient tiles per-channel vectors): ~100x slower
  *   than a block copy, ~40% of a step once the conv gradients were fast;
- * - Sum/Mean over the leading axes (batch-norm statistics and gradients):
- *   a slow generic transpose first; 3x faster as a column sum;
+ * - Sum/Mean over the leading axes (batch-norm statistics and gradients),
+ *   or over height and width (global average pooling): a slow generic
+ *   transpose first; 3x faster as a column sum;
  * - FusedBatchNorm forward: 3x faster as x*a + b with the backend's own
  *   Multiply and Add;
  * - Identity (and Cast to the same dtype): a full copy, called for every
@@ -22,12 +23,13 @@
  * Both conv gradients run their arithmetic on the backend's XNNPACK (GEMM via
  * `BatchMatMul`, or forward `Conv2D`) or on Petri's SIMD module:
  *
- * - filter gradient: the transposed im2col matrix of the input (gathered by
- *   simd-kernels.ts) times the output gradient, one GEMM over all output
- *   positions; few taps (a first layer on RGB) in the short SIMD GEMM;
- *   without SIMD, a correlation of the input with the output gradient in
- *   which the batch is the contracted channel axis and the input (or output)
- *   channels play the batch, the stride becoming a dilation;
+ * - filter gradient: Winograd's for 3x3 stride-1 convs (winograd.ts); for
+ *   the others the im2col matrix of the input times the output gradient,
+ *   one GEMM over all output positions on Petri's SIMD kernels and threads
+ *   (filter-gradient-gemm.ts); without SIMD, a correlation of the input
+ *   with the output gradient in which the batch is the contracted channel
+ *   axis and the input (or output) channels play the batch, the stride
+ *   becoming a dilation;
  * - input gradient: a sub-pixel ("phase") decomposition of the transposed
  *   convolution into stride-1 convolutions of the output gradient, one per
  *   output phase, each with the taps of the filter that reach that phase.
@@ -47,8 +49,9 @@ import type {
 } from '@tensorflow/tfjs';
 import { AFFINE_RELU_KERNEL, BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch-norm-relu.ts';
 import { SGD_KERNEL } from './sgd.ts';
-import { wasmAffineRelu, wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
+import { biasReluInPlace, wasmAffineRelu, wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
 import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
+import { gemmFilterGradient } from './filter-gradient-gemm.ts';
 import { winogradConv2D, winogradFilterGradient } from './winograd.ts';
 
 type Shape4 = [number, number, number, number];
@@ -114,18 +117,28 @@ function makeConv2D(native: KernelFunc | undefined): KernelFunc {
   };
 }
 
-/** Layers' convs run FusedConv2D even without bias or activation (Petri's never have either). */
+/**
+ * FusedConv2D by Winograd: the layers' convs (no bias, no activation), and
+ * evaluation's convs with batch norm folded in (a per-channel bias, then
+ * ReLU: one pass over the output after the conv). Other fusions run native.
+ */
 function makeFusedConv2D(native: KernelFunc | undefined): KernelFunc {
   if (native === undefined) throw new Error('wasm FusedConv2D: the backend has no native FusedConv2D to fall back to');
   return (args) => {
     const backend = asWasmBackend(args.backend);
     const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, TensorInfo | undefined>;
     const attrs = args.attrs as unknown as ConvAttrs;
-    if (x === undefined || filter === undefined || bias != null || preluActivationWeights != null ||
-        (attrs.activation ?? 'linear') !== 'linear') {
+    const activation = attrs.activation ?? 'linear';
+    const plain = bias == null && activation === 'linear';
+    const biasRelu = bias != null && activation === 'relu' && bias.dtype === 'float32' &&
+      size(bias.shape) === filter?.shape[3];
+    if (x === undefined || filter === undefined || preluActivationWeights != null || !(plain || biasRelu)) {
       return native(args);
     }
-    return winogradFor(backend, x, filter, attrs) ?? native(args);
+    const y = winogradFor(backend, x, filter, attrs);
+    if (y === null) return native(args);
+    if (biasRelu) biasReluInPlace(backend, y, bias);
+    return y;
   };
 }
 
@@ -156,8 +169,10 @@ function swapBatchAndChannels(backend: WasmBackendLike, x: TensorInfo): TensorIn
 }
 
 /**
- * dW[a,b,i,o] = sum over n,y,x of X[n, y*s+a-top, x*s+b-left, i] * dY[n,y,x,o]
- * is a forward correlation in which the batch axis n is the channel axis
+ * dW[a,b,i,o] = sum over n,y,x of X[n, y*s+a-top, x*s+b-left, i] * dY[n,y,x,o].
+ * 1x1 filters: one GEMM on XNNPACK. With Petri's SIMD kernels: Winograd
+ * (3x3 stride 1), else the im2col GEMM of filter-gradient-gemm.ts. Without
+ * them, it is read as a forward correlation in which the batch axis n is the channel axis
  * that gets contracted. Two readings of it, both landing on XNNPACK's
  * GEMM-based Conv2D with no im2col buffer:
  *
@@ -201,8 +216,8 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
   }
   const winograd = winogradFilterGradient(backend, x, dy, info);
   if (winograd !== null) return winograd;
-  const im2col = filterGradIm2col(backend, x, dy, fh, fw, sh, sw, top, left);
-  if (im2col !== null) return im2col;
+  const gemm = gemmFilterGradient(backend, x, dy, info);
+  if (gemm !== null) return gemm;
   if (sh === 1 && sw === 1 && ci < co && top < fh && left < fw && bottom >= 0 && right >= 0) {
     return filterGradOutputAsBatch(backend, x, dy, fh, fw, top, left);
   }
@@ -223,115 +238,6 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
   const dw = run(backend, 'Transpose', { x: corr }, { perm: [1, 2, 0, 3] });
   free(backend, corr);
   return dw;
-}
-
-/** Largest transposed im2col matrix built at once (floats; 64 MiB): bigger batches go in chunks of images. Tests lower it. */
-export const im2colLimit = { maxFloats: 16 * 1024 * 1024 };
-
-/** Filter gradients with at most this many taps (fh*fw*Ci) and Co a multiple of 8 use the short GEMM. */
-const SHORT_GEMM_MAX_TAPS = 64;
-
-/** Output positions t (0 <= t < out) whose input index t*stride + offset lies in [0, size). */
-function validRange(out: number, stride: number, offset: number, inSize: number): [number, number] {
-  const t0 = Math.min(out, Math.max(0, Math.ceil(-offset / stride)));
-  const t1 = Math.min(out, Math.max(t0, Math.floor((inSize - 1 - offset) / stride) + 1));
-  return [t0, t1];
-}
-
-/**
- * dW = Aᵀ·dY as one GEMM on XNNPACK (BatchMatMul with no transposed
- * operand), with Aᵀ [fh*fw*Ci, N*oh*ow] the transposed im2col matrix of X:
- * row (a, b, i) holds X[n, y*s+a-top, x*s+b-left, i] for every output
- * position (n, y, x), zero in the padding. Aᵀ is written by the SIMD
- * gather (simd-kernels.ts im2colTap) from X with the channels first. The
- * GEMM's inner dimension is the whole batch of output positions, where
- * the correlation readings below contract only the batch (50) per tap;
- * measured 1.5-3x faster than them. Null where the SIMD kernels are not
- * available.
- */
-function filterGradIm2col(
-  backend: WasmBackendLike, x: TensorInfo, dy: TensorInfo, fh: number, fw: number, sh: number, sw: number, top: number, left: number,
-): TensorInfo | null {
-  const [n, h, w, ci] = x.shape as Shape4;
-  const [, oh, ow, co] = dy.shape as Shape4;
-  const simd = simdFor(backend, f32(backend, x));
-  if (simd === null) return null;
-  const taps = fh * fw * ci;
-  // Few taps (a first layer on RGB: 27): the short GEMM of simd-kernels.ts, on rows padded to a multiple of 4.
-  const short = taps <= SHORT_GEMM_MAX_TAPS && co % 8 === 0;
-  const rows = short ? Math.ceil(taps / 4) * 4 : taps;
-  const chunk = Math.max(1, Math.min(n, Math.floor(im2colLimit.maxFloats / Math.max(1, rows * oh * ow))));
-  const flat = run(backend, 'Reshape', { x }, { shape: [n * h * w, ci] });
-  const xT = run(backend, 'Transpose', { x: flat }, { perm: [1, 0] });
-  free(backend, flat);
-  let dw: TensorInfo | null = null;
-  let sums: Float32Array | null = null;
-  try {
-    for (let n0 = 0; n0 < n; n0 += chunk) {
-      const nc = Math.min(chunk, n - n0);
-      const p = nc * oh * ow;
-      const at = backend.makeOutput([rows, p], 'float32');
-      const part = short ? backend.makeOutput([rows, co], 'float32') : null;
-      // Views after the allocations.
-      const atView = f32(backend, at);
-      if (rows > taps) atView.fill(0, taps * p, rows * p);
-      const src = f32(backend, xT).byteOffset;
-      const dst = atView.byteOffset;
-      for (let a = 0; a < fh; a++) {
-        const [y0, y1] = validRange(oh, sh, a - top, h);
-        for (let b = 0; b < fw; b++) {
-          const [x0, x1] = validRange(ow, sw, b - left, w);
-          for (let c = 0; c < ci; c++) {
-            simd.im2colTap(
-              src + 4 * ((c * n + n0) * h * w + (a - top) * w + (b - left)),
-              dst + 4 * ((a * fw + b) * ci + c) * p,
-              nc, 4 * h * w, oh, ow, 4 * sh * w, 4 * sw, y0, y1, x0, x1,
-            );
-          }
-        }
-      }
-      if (part !== null) {
-        // This chunk's rows of dY are contiguous in dY itself.
-        const dyAt = f32(backend, dy).byteOffset + 4 * n0 * oh * ow * co;
-        const partView = f32(backend, part);
-        simd.shortGemm(dst, dyAt, partView.byteOffset, rows / 4, co / 8, p, 4 * p, 4 * co);
-        if (sums === null) {
-          sums = partView.slice(0, taps * co);
-        } else {
-          for (let i = 0; i < taps * co; i++) sums[i] = (sums[i] as number) + (partView[i] as number);
-        }
-        free(backend, at, part);
-        continue;
-      }
-      let dy2: TensorInfo;
-      if (nc === n) {
-        dy2 = run(backend, 'Reshape', { x: dy }, { shape: [p, co] });
-      } else {
-        // These images' rows of dY are contiguous: a block copy (the backend's 4-D Slice is a slow loop).
-        dy2 = backend.makeOutput([p, co], 'float32');
-        f32(backend, dy2).set(f32(backend, dy).subarray(n0 * oh * ow * co, (n0 + nc) * oh * ow * co));
-      }
-      const prod = run(backend, 'BatchMatMul', { a: at, b: dy2 }, { transposeA: false, transposeB: false });
-      free(backend, at, dy2);
-      if (dw === null) {
-        dw = prod;
-      } else {
-        const sum = run(backend, 'Add', { a: dw, b: prod });
-        free(backend, dw, prod);
-        dw = sum;
-      }
-    }
-  } finally {
-    free(backend, xT);
-  }
-  if (sums !== null) {
-    const out = backend.makeOutput([fh, fw, ci, co], 'float32');
-    f32(backend, out).set(sums);
-    return out;
-  }
-  const out = run(backend, 'Reshape', { x: dw as TensorInfo }, { shape: [fh, fw, ci, co] });
-  free(backend, dw as TensorInfo);
-  return out;
 }
 
 /**
@@ -570,7 +476,7 @@ function scatterPhase(
 }
 
 // ---------------------------------------------------------------------------
-// Batch-norm backward helpers: Tile, Sum/Mean over the leading axes, Identity
+// Batch-norm backward helpers and pooling: Tile, Sum/Mean over a run of axes, Identity
 
 type KernelArgs = { inputs: NamedTensorInfoMap; backend: unknown; attrs?: NamedAttrMap };
 
@@ -651,12 +557,14 @@ function columnSums(src: Float32Array, m: number, c: number): Float64Array {
 }
 
 /**
- * Sum/Mean over the leading axes of an NHWC tensor (batch-norm statistics
- * and gradients): the backend first transposes the reduced axes innermost
- * with its slow generic transpose. A column sum over [M, C] needs no
- * transpose. Accumulates in float64, like the cpu backend.
+ * Sum/Mean over a run of consecutive axes that does not include the last:
+ * the leading axes of an NHWC tensor (batch-norm statistics and gradients),
+ * or its height and width (global average pooling). The backend first
+ * transposes the reduced axes innermost with its slow generic transpose;
+ * column sums over [M, C], one per index of the axes before the run, need
+ * no transpose. Accumulates in float64, like the cpu backend.
  */
-function makeLeadingReduce(native: KernelFunc | undefined, mean: boolean): KernelFunc {
+function makeRunReduce(native: KernelFunc | undefined, mean: boolean): KernelFunc {
   return ((args: KernelArgs) => {
     const { x } = args.inputs as { x: TensorInfo };
     const attrs = args.attrs as { axis: number | number[]; keepDims: boolean };
@@ -664,21 +572,25 @@ function makeLeadingReduce(native: KernelFunc | undefined, mean: boolean): Kerne
     const axes = tf.util.parseAxisParam(attrs.axis, x.shape);
     const k = axes.length;
     const sorted = [...axes].sort((a, b) => a - b);
-    const leading = k > 0 && k < rank && sorted.every((a, i) => a === i);
-    if (x.dtype !== 'float32' || !leading) {
+    const first = sorted[0] ?? 0;
+    const run = k > 0 && first + k < rank && sorted.every((a, i) => a === first + i);
+    if (x.dtype !== 'float32' || !run) {
       if (!native) throw new Error(`wasm ${mean ? 'Mean' : 'Sum'}: unsupported case`);
       return native(args as Parameters<KernelFunc>[0]);
     }
     const backend = asWasmBackend(args.backend);
-    const keptShape = x.shape.slice(k);
-    const m = size(x.shape.slice(0, k));
-    const c = size(keptShape);
-    const outShape = attrs.keepDims ? [...new Array<number>(k).fill(1), ...keptShape] : keptShape;
+    const outer = size(x.shape.slice(0, first));
+    const m = size(x.shape.slice(first, first + k));
+    const c = size(x.shape.slice(first + k));
+    const outShape = x.shape.flatMap((d, i) => (i < first || i >= first + k ? [d] : attrs.keepDims ? [1] : []));
     const out = backend.makeOutput(outShape, 'float32');
-    const acc = columnSums(f32(backend, x), m, c);
+    const src = f32(backend, x);
     const dst = f32(backend, out);
     const scale = mean ? 1 / m : 1;
-    for (let j = 0; j < c; j++) dst[j] = (acc[j] as number) * scale;
+    for (let o = 0; o < outer; o++) {
+      const acc = columnSums(src.subarray(o * m * c, (o + 1) * m * c), m, c);
+      for (let j = 0; j < c; j++) dst[o * c + j] = (acc[j] as number) * scale;
+    }
     return out;
   }) as unknown as KernelFunc;
 }
@@ -946,8 +858,8 @@ const OURS: readonly OurKernel[] = [
   { name: 'Tile', make: makeTile, replacesNative: true },
   { name: 'Conv2D', make: makeConv2D, replacesNative: true },
   { name: 'FusedConv2D', make: makeFusedConv2D, replacesNative: true },
-  { name: 'Sum', make: (n) => makeLeadingReduce(n, false), replacesNative: true },
-  { name: 'Mean', make: (n) => makeLeadingReduce(n, true), replacesNative: true },
+  { name: 'Sum', make: (n) => makeRunReduce(n, false), replacesNative: true },
+  { name: 'Mean', make: (n) => makeRunReduce(n, true), replacesNative: true },
   { name: 'Identity', make: makeIdentity, replacesNative: true },
   { name: 'FusedBatchNorm', make: makeBatchNorm, replacesNative: true },
   { name: 'Cast', make: makeCast, replacesNative: true },

@@ -137,7 +137,7 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
     }
   });
 
-  it('runs the layers\' FusedConv2D without bias or activation, and passes the others on', async () => {
+  it('runs FusedConv2D without bias or activation, or with a bias and ReLU (a folded batch norm), and passes the others on', async () => {
     const xShape: Shape4 = [2, 8, 8, 16];
     const fShape: Shape4 = [3, 3, 16, 32];
     const run = async (backend: string, bias: boolean, activation: 'linear' | 'relu') => {
@@ -153,11 +153,15 @@ describe('Winograd F(2x2,3x3) convs on wasm match cpu', () => {
       }).dataSync().slice());
       return { out, used: winogradSwitch.used - before };
     };
-    for (const [bias, activation] of [[false, 'linear'], [true, 'linear'], [false, 'relu']] as const) {
+    for (const [bias, activation] of [[false, 'linear'], [true, 'linear'], [false, 'relu'], [true, 'relu']] as const) {
       const ref = await run('cpu', bias, activation);
       const got = await run('wasm', bias, activation);
-      expect(got.used).toBe(!bias && activation === 'linear' ? 1 : 0);
+      expect(got.used).toBe(bias === (activation === 'relu') ? 1 : 0);
       expect(relErr(ref.out, got.out)).toBeLessThan(TOLERANCE);
+      if (activation === 'relu') {
+        // ReLU cut some outputs to zero, and left others positive.
+        expect(got.out.some((v) => v === 0) && got.out.some((v) => v > 0)).toBe(true);
+      }
     }
   });
 
