@@ -5,8 +5,10 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { relaxedSimdSwitch } from '../shared/model/simd-kernels.ts';
 import { startSimdThreads } from '../shared/model/simd-threads.ts';
 import { registerWasmTrainingKernels } from '../shared/model/wasm-kernels.ts';
 import { spawnNodePoolWorker } from './simd-pool-node.ts';
@@ -54,6 +56,27 @@ export function nodeWasmThreads(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
+ * Whether Petri's SIMD kernels may use WebAssembly relaxed SIMD in this
+ * Node process: yes unless PETRI_RELAXED_SIMD is 0. Their GEMMs then
+ * multiply-add with f32x4.relaxed_madd (fused where the CPU has FMA), as in
+ * Chromium. Node 22 has relaxed SIMD on; Node 20 keeps it behind
+ * --experimental-wasm-relaxed-simd, which {@link initNodeBackend} turns on
+ * before anything compiles Petri's module (V8's flags are process-wide, so
+ * the pool's worker threads get it too).
+ */
+export function nodeRelaxedSimd(env: NodeJS.ProcessEnv = process.env): boolean {
+  const raw = env.PETRI_RELAXED_SIMD;
+  if (raw === undefined || raw.trim() === '' || raw === '1') return true;
+  if (raw === '0') return false;
+  throw new Error(`PETRI_RELAXED_SIMD must be 0 (off) or 1 (on, the default), not "${raw}"`);
+}
+
+function allowRelaxedSimd(): void {
+  relaxedSimdSwitch.allowed = nodeRelaxedSimd();
+  if (relaxedSimdSwitch.allowed) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+}
+
+/**
  * The wasm backend's emscripten loader reads its .wasm binaries with fs in
  * Node and accepts a plain directory path (with a trailing separator) or a
  * file:// URL as the prefix (both checked on Node 20); no fetch is involved.
@@ -88,6 +111,7 @@ function initWasm(options: NodeBackendOptions): Promise<WasmStart> {
     let threadsFallback: string | undefined;
     try {
       const threads = options.threads ?? nodeWasmThreads();
+      allowRelaxedSimd();
       setWasmPaths(wasmDir());
       registerWasmTrainingKernels();
       if (threads > 1) {

@@ -3,26 +3,27 @@
  * itself again in a child vitest with PETRI_WASM_THREADS=2, so that every
  * check it makes also holds on tf.js's threaded build with two XNNPACK
  * threads and Petri's SIMD kernels split over the worker pool; and with
- * Node's relaxed SIMD on, so that the GEMMs' fused multiply-add (what
- * Chromium runs) is checked too.
+ * relaxed SIMD on, so that the GEMMs' fused multiply-add is checked as well
+ * as their mul+add.
  */
 import { spawnSync } from 'node:child_process';
-import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 
-/** Set in the rerun: the test file turns on Node's relaxed SIMD ({@link relaxedSimdIfAsked}). */
+/** Set in the rerun: the test file keeps relaxed SIMD on ({@link relaxedSimdOnlyInRerun}). */
 export const RELAXED_SIMD_ENV = 'PETRI_TEST_RELAXED_SIMD';
 
 /**
- * In the rerun, turns on Node 20's relaxed SIMD (Chromium has it by
- * default) before anything compiles Petri's module: vitest's workers do not
- * take node flags from the command line. Returns whether it did.
+ * Call before initNodeBackend. Node processes run Petri's GEMMs with
+ * relaxed SIMD's fused multiply-add (server/tf-backend.ts nodeRelaxedSimd),
+ * as Chromium does; a kernel test file runs first without it (mul+add, the
+ * path of runtimes without relaxed SIMD) and again, in the rerun, with it.
+ * Returns whether it is on.
  */
-export function relaxedSimdIfAsked(): boolean {
-  if (process.env[RELAXED_SIMD_ENV] !== '1') return false;
-  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-  return true;
+export function relaxedSimdOnlyInRerun(): boolean {
+  const on = process.env[RELAXED_SIMD_ENV] === '1';
+  process.env.PETRI_RELAXED_SIMD = on ? '1' : '0';
+  return on;
 }
 
 /** Runs the test file at `fileUrl` (its import.meta.url) with two threads and expects every test to pass. */

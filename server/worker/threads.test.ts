@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { initNodeBackend } from '../tf-backend.ts';
+import { initNodeBackend, nodeRelaxedSimd } from '../tf-backend.ts';
 import { chooseWorkerThreads, parseThreads } from './threads.ts';
 
 describe('chooseWorkerThreads', () => {
@@ -39,6 +39,17 @@ describe('chooseWorkerThreads', () => {
     }
     expect(() => chooseWorkerThreads({ cores: 2, workers: 1, env: { PETRI_WASM_THREADS: '12' } })).toThrow(/PETRI_WASM_THREADS must be/);
     expect(parseThreads(' 4 ', 'x')).toBe(4);
+  });
+});
+
+describe('nodeRelaxedSimd', () => {
+  it('is on unless PETRI_RELAXED_SIMD is 0, and refuses other values', () => {
+    expect(nodeRelaxedSimd({})).toBe(true);
+    expect(nodeRelaxedSimd({ PETRI_RELAXED_SIMD: '1' })).toBe(true);
+    expect(nodeRelaxedSimd({ PETRI_RELAXED_SIMD: '0' })).toBe(false);
+    for (const bad of ['yes', 'off', '2']) {
+      expect(() => nodeRelaxedSimd({ PETRI_RELAXED_SIMD: bad })).toThrow(/PETRI_RELAXED_SIMD must be 0 \(off\) or 1/);
+    }
   });
 });
 

@@ -440,9 +440,12 @@ export const webAssembly = (globalThis as { WebAssembly?: WebAssemblyApi }).WebA
 
 let relaxedSupported: boolean | undefined;
 
-/** Whether this runtime has relaxed SIMD: the module with `fma` validates. */
+/** Turned off before the first module is built, the GEMMs keep mul+add where the runtime has relaxed SIMD (PETRI_RELAXED_SIMD=0 in Node). */
+export const relaxedSimdSwitch = { allowed: true };
+
+/** Whether the GEMMs use relaxed SIMD: allowed, and the module with `fma` validates in this runtime. */
 export function relaxedSimd(): boolean {
-  if (webAssembly === undefined) return false;
+  if (webAssembly === undefined || !relaxedSimdSwitch.allowed) return false;
   relaxedSupported ??= (() => {
     try {
       return webAssembly.validate(simdModuleBytes(false, true));

@@ -6,14 +6,14 @@ import { gemmFilterGradChunk, gemmFilterGradSwitch } from './filter-gradient-gem
 import { winogradSwitch } from './winograd.ts';
 import { simdSwitch } from './wasm-heap.ts';
 import { relErr, values } from './numeric-checks.ts';
-import { expectPassesOnTwoThreads, relaxedSimdIfAsked, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
+import { expectPassesOnTwoThreads, relaxedSimdOnlyInRerun, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
 
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 // The rerun (the last test) checks the GEMMs' fused multiply-add (relaxed SIMD) too.
-relaxedSimdIfAsked();
+relaxedSimdOnlyInRerun();
 
 const wasmDataIds = () => (tf.findBackend('wasm') as unknown as { numDataIds(): number }).numDataIds();
 

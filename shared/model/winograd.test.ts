@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { petriSimdThreads } from './simd-threads.ts';
 import { relErr, values } from './numeric-checks.ts';
-import { expectPassesOnTwoThreads, relaxedSimdIfAsked, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
+import { expectPassesOnTwoThreads, relaxedSimdOnlyInRerun, TWO_THREADS_TIMEOUT_MS } from '../../test/threaded-rerun.ts';
 import { relaxedSimd } from './simd-kernels.ts';
 import { winogradChunk, winogradSwitch } from './winograd.ts';
 
@@ -15,7 +15,7 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 // round differently from the cpu backend's direct sums: up to 1.3e-5 was seen.
 const TOLERANCE = 3e-5;
 // The rerun (the last test) checks the GEMMs' fused multiply-add too.
-const relaxed = relaxedSimdIfAsked();
+const relaxed = relaxedSimdOnlyInRerun();
 
 beforeAll(async () => {
   const init = await initNodeBackend('wasm');
