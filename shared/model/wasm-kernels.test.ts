@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initNodeBackend, nodeWasmThreads } from '../../server/tf-backend.ts';
 import { BATCH_NORM_GRAD_KERNEL, registerWasmTrainingKernels, WASM_TRAINING_KERNELS } from './wasm-kernels.ts';
-import { gemmFilterGradChunk, gemmFilterGradSwitch } from './filter-gradient-gemm.ts';
+import { gemmFilterGradSwitch, im2colChunk, im2colConvApplies, im2colConvSwitch } from './im2col-gemm.ts';
+import { relaxedSimd } from './simd-kernels.ts';
 import { winogradSwitch } from './winograd.ts';
 import { simdSwitch } from './wasm-heap.ts';
 import { relErr, values } from './numeric-checks.ts';
@@ -133,9 +134,9 @@ describe('conv2d gradients on wasm match cpu', () => {
     const wasm = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { winogradSwitch.enabled = true; });
     const pointwise = fShape[0] === 1 && fShape[1] === 1;
     if (!pointwise) expect(gemmFilterGradSwitch.used - used, 'the GEMM filter gradient ran').toBe(1);
-    const bytes = gemmFilterGradChunk.bytes;
-    gemmFilterGradChunk.bytes = 1;
-    const chunked = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { gemmFilterGradChunk.bytes = bytes; });
+    const bytes = im2colChunk.bytes;
+    im2colChunk.bytes = 1;
+    const chunked = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { im2colChunk.bytes = bytes; });
     simdSwitch.enabled = false;
     const plain = await convGrads('wasm', xShape, fShape, strides, pad).finally(() => { simdSwitch.enabled = true; });
     for (const got of [wasm, chunked, plain]) {
@@ -144,6 +145,64 @@ describe('conv2d gradients on wasm match cpu', () => {
       expect(got.leaked).toBe(0);
       expect(got.leakedIds).toBe(0);
     }
+  });
+
+  // The forward conv as an im2col GEMM (Petri's SIMD kernels), on every case, against cpu.
+  it.each(cases)('forward as an im2col GEMM: x %j filter %j stride %j pad %j', async (xShape, fShape, strides, pad) => {
+    const forward = async (backend: string) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => tf.conv2d(
+        tf.tensor4d(values(size(xShape), 4), xShape), tf.tensor4d(values(size(fShape), 5), fShape), strides, pad,
+      ).dataSync().slice());
+    };
+    const cpu = await forward('cpu');
+    winogradSwitch.enabled = false;
+    im2colConvSwitch.always = true;
+    const used = im2colConvSwitch.used;
+    const ids = wasmDataIds();
+    const wasm = await forward('wasm').finally(() => {
+      winogradSwitch.enabled = true;
+      im2colConvSwitch.always = false;
+    });
+    expect(im2colConvSwitch.used - used).toBe(1);
+    expect(wasmDataIds()).toBe(ids);
+    expect(track(relErr(cpu, wasm))).toBeLessThan(1e-5);
+  });
+
+  it('fuses a per-channel bias and ReLU (a folded batch norm) into the im2col GEMM conv', async () => {
+    const run = async (backend: string, shape: Shape4, f: Shape4) => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => tf.fused.conv2d({
+        x: tf.tensor4d(values(size(shape), 6), shape),
+        filter: tf.tensor4d(values(size(f), 7), f),
+        strides: 2,
+        pad: 'same',
+        bias: tf.tensor1d(values(f[3], 8)),
+        activation: 'relu',
+      }).dataSync().slice());
+    };
+    // Output rows a multiple of four positions, and not (the GEMM's last block of a chunk is partly spare).
+    for (const [shape, f] of [[[3, 16, 16, 32], [3, 3, 32, 64]], [[2, 9, 7, 12], [3, 3, 12, 20]]] as Array<[Shape4, Shape4]>) {
+      const cpu = await run('cpu', shape, f);
+      im2colConvSwitch.always = true;
+      const used = im2colConvSwitch.used;
+      const wasm = await run('wasm', shape, f).finally(() => { im2colConvSwitch.always = false; });
+      expect(im2colConvSwitch.used - used).toBe(1);
+      expect(track(relErr(cpu, wasm))).toBeLessThan(1e-5);
+      // ReLU cut some outputs to zero, and left others positive.
+      expect(wasm.some((v) => v === 0) && wasm.some((v) => v > 0)).toBe(true);
+    }
+  });
+
+  it('runs the forward conv as an im2col GEMM only where it measured faster than XNNPACK', () => {
+    const info = (x: Shape4, f: Shape4, stride: number) =>
+      tf.backend_util.computeConv2DInfo(x, f, stride, 1, 'same', undefined, false, 'channelsLast');
+    const fma = relaxedSimd();
+    expect(im2colConvApplies(info([50, 32, 32, 32], [3, 3, 32, 64], 2))).toBe(fma);
+    expect(im2colConvApplies(info([50, 16, 16, 30], [5, 5, 30, 50], 1))).toBe(fma);
+    expect(im2colConvApplies(info([50, 32, 32, 3], [3, 3, 3, 32], 1))).toBe(false);
+    expect(im2colConvApplies(info([50, 32, 32, 3], [3, 3, 3, 32], 2))).toBe(false);
+    expect(im2colConvApplies(info([50, 32, 32, 16], [3, 3, 16, 16], 1))).toBe(false);
   });
 
   it('rejects NCHW with a clear message', async () => {

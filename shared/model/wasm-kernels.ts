@@ -26,7 +26,7 @@
  * - filter gradient: Winograd's for 3x3 stride-1 convs (winograd.ts); for
  *   the others the im2col matrix of the input times the output gradient,
  *   one GEMM over all output positions on Petri's SIMD kernels and threads
- *   (filter-gradient-gemm.ts); without SIMD, a correlation of the input
+ *   (im2col-gemm.ts); without SIMD, a correlation of the input
  *   with the output gradient in which the batch is the contracted channel
  *   axis and the input (or output) channels play the batch, the stride
  *   becoming a dilation;
@@ -51,7 +51,7 @@ import { AFFINE_RELU_KERNEL, BN_RELU_GRAD_KERNEL, BN_RELU_KERNEL } from './batch
 import { SGD_KERNEL } from './sgd.ts';
 import { biasReluInPlace, wasmAffineRelu, wasmBatchNormRelu, wasmBatchNormReluGrad } from './wasm-batch-norm-relu.ts';
 import { BACKEND, asWasmBackend, f32, free, run, simdFor, size, type WasmBackendLike } from './wasm-heap.ts';
-import { gemmFilterGradient } from './filter-gradient-gemm.ts';
+import { gemmFilterGradient, im2colConv2D } from './im2col-gemm.ts';
 import { winogradConv2D, winogradFilterGradient } from './winograd.ts';
 
 type Shape4 = [number, number, number, number];
@@ -87,7 +87,8 @@ function conv(
 }
 
 // ---------------------------------------------------------------------------
-// Conv2D and FusedConv2D: 3x3 stride-1 convs by Winograd (winograd.ts)
+// Conv2D and FusedConv2D: 3x3 stride-1 convs by Winograd (winograd.ts),
+// strided and large-filter convs as im2col GEMMs (im2col-gemm.ts)
 
 interface ConvAttrs {
   strides: number | [number, number];
@@ -98,14 +99,23 @@ interface ConvAttrs {
   activation?: string;
 }
 
-/** The Winograd conv for this call, or null where it does not apply. */
-function winogradFor(backend: WasmBackendLike, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs): TensorInfo | null {
+/**
+ * The conv by Winograd, else as an im2col GEMM (with a per-channel bias and
+ * ReLU applied where `biasRelu` is given), or null where neither applies
+ * (XNNPACK runs it).
+ */
+function petriConv(
+  backend: WasmBackendLike, x: TensorInfo, filter: TensorInfo, attrs: ConvAttrs, biasRelu: TensorInfo | null,
+): TensorInfo | null {
   if (attrs.dataFormat !== 'NHWC' || x.shape.length !== 4 || filter.shape.length !== 4) return null;
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as Shape4, filter.shape as Shape4, attrs.strides, attrs.dilations, attrs.pad as 'same', attrs.dimRoundingMode,
     false, 'channelsLast',
   );
-  return winogradConv2D(backend, x, filter, info);
+  const y = winogradConv2D(backend, x, filter, info);
+  if (y === null) return im2colConv2D(backend, x, filter, info, biasRelu);
+  if (biasRelu !== null) biasReluInPlace(backend, y, biasRelu);
+  return y;
 }
 
 function makeConv2D(native: KernelFunc | undefined): KernelFunc {
@@ -113,14 +123,14 @@ function makeConv2D(native: KernelFunc | undefined): KernelFunc {
   return (args) => {
     const backend = asWasmBackend(args.backend);
     const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
-    return winogradFor(backend, x, filter, args.attrs as unknown as ConvAttrs) ?? native(args);
+    return petriConv(backend, x, filter, args.attrs as unknown as ConvAttrs, null) ?? native(args);
   };
 }
 
 /**
- * FusedConv2D by Winograd: the layers' convs (no bias, no activation), and
- * evaluation's convs with batch norm folded in (a per-channel bias, then
- * ReLU: one pass over the output after the conv). Other fusions run native.
+ * FusedConv2D by Petri's convs: the layers' convs (no bias, no activation),
+ * and evaluation's convs with batch norm folded in (a per-channel bias,
+ * then ReLU). Other fusions run native.
  */
 function makeFusedConv2D(native: KernelFunc | undefined): KernelFunc {
   if (native === undefined) throw new Error('wasm FusedConv2D: the backend has no native FusedConv2D to fall back to');
@@ -135,10 +145,7 @@ function makeFusedConv2D(native: KernelFunc | undefined): KernelFunc {
     if (x === undefined || filter === undefined || preluActivationWeights != null || !(plain || biasRelu)) {
       return native(args);
     }
-    const y = winogradFor(backend, x, filter, attrs);
-    if (y === null) return native(args);
-    if (biasRelu) biasReluInPlace(backend, y, bias);
-    return y;
+    return petriConv(backend, x, filter, attrs, biasRelu ? bias : null) ?? native(args);
   };
 }
 
@@ -171,7 +178,7 @@ function swapBatchAndChannels(backend: WasmBackendLike, x: TensorInfo): TensorIn
 /**
  * dW[a,b,i,o] = sum over n,y,x of X[n, y*s+a-top, x*s+b-left, i] * dY[n,y,x,o].
  * 1x1 filters: one GEMM on XNNPACK. With Petri's SIMD kernels: Winograd
- * (3x3 stride 1), else the im2col GEMM of filter-gradient-gemm.ts. Without
+ * (3x3 stride 1), else the im2col GEMM of im2col-gemm.ts. Without
  * them, it is read as a forward correlation in which the batch axis n is the channel axis
  * that gets contracted. Two readings of it, both landing on XNNPACK's
  * GEMM-based Conv2D with no im2col buffer:
