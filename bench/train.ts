@@ -241,15 +241,18 @@ async function runNode(targets: Target[], dnas: { name: string; dna: Dna }[], pl
   let measure: ((dna: Dna, plan: MeasurePlan) => Promise<CellResult>) | undefined;
   let petriSimdActive: (() => boolean) | undefined;
   let petriSimdThreads: (() => number) | undefined;
+  let relaxedSimd: (() => boolean) | undefined;
   const simdNote = (): string =>
     petriSimdActive === undefined
       ? ''
-      : `, Petri SIMD kernels ${petriSimdActive() ? 'on' : 'off'}${petriSimdThreads !== undefined && petriSimdThreads() > 1 ? ` (${petriSimdThreads()} threads)` : ''}`;
+      : `, Petri SIMD kernels ${petriSimdActive() ? 'on' : 'off'}${petriSimdThreads !== undefined && petriSimdThreads() > 1 ? ` (${petriSimdThreads()} threads)` : ''}` +
+        (relaxedSimd === undefined ? '' : `, relaxed SIMD (FMA) ${relaxedSimd() ? 'on' : 'off'}`);
   let loadError: string | undefined;
   try {
     ({ initNodeBackend: init } = await import('../server/tf-backend.ts'));
     ({ petriSimdActive } = await import('../shared/model/wasm-heap.ts'));
     ({ petriSimdThreads } = await import('../shared/model/simd-threads.ts'));
+    ({ relaxedSimd } = await import('../shared/model/simd-kernels.ts'));
     ({ measureCellChecked: measure } = await import('./lib/train-measure.ts'));
   } catch (err) {
     loadError = `cannot load the Node tf.js backend: ${message(err)}`;
