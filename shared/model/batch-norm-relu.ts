@@ -125,9 +125,9 @@ function inferenceAffine(
  * A 'same' conv, then batch norm in inference mode, then ReLU, as one fused
  * conv: relu(conv(x, W*a) + b), the per-channel a and b of
  * {@link batchNormReluInference} folded into the filter and a bias. Every
- * backend has fused conv with bias and ReLU (on wasm, XNNPACK applies them
- * as it writes the output, or the Winograd conv in one pass after it), so
- * no pass over the activations is left for the batch norm. Rounds a little
+ * backend has fused conv with bias and ReLU (on wasm, XNNPACK and the
+ * im2col GEMM conv apply them as they write the output, the Winograd conv
+ * in one pass after it), so no separate pass is left for the batch norm. Rounds a little
  * differently from the unfolded ops (the filter is scaled before the sum).
  * No gradient: for evaluation only.
  */
