@@ -181,20 +181,28 @@ function positionAt(g: Geometry, at: number, piece: Piece, c: number): number {
   return at + ((piece.img * g.oh + piece.y0) * g.ow) * c * 4;
 }
 
+/** Channel pairs (Ci·Co) from which a stride-1 conv of at most 3x3 runs here; see {@link im2colConvApplies}. */
+export const IM2COL_MIN_CHANNEL_PRODUCT = 2048;
+
 /**
  * Whether the forward conv runs here rather than on XNNPACK: where the
- * GEMM multiply-adds with relaxed SIMD, for strided convs and filters
- * larger than 3x3, with 8 or more channels in and out. Measured on this
- * 2-core machine, 2 threads (docs/BENCHMARKS.md): 0.7-0.94x XNNPACK's time
- * on conv3's strided layers and on a 5x5 conv; with mul+add, 1.1-1.15x, and
- * on the RGB first layer and 3x3 stride-1 convs with few channels, slower.
+ * GEMM multiply-adds with relaxed SIMD, with 8 or more channels in and
+ * out, for strided convs, filters larger than 3x3, and other convs with
+ * {@link IM2COL_MIN_CHANNEL_PRODUCT} channel pairs (among them the phases
+ * of a strided conv's input gradient, wasm-kernels.ts). Measured on this
+ * 2-core machine, 2 threads, against XNNPACK (docs/BENCHMARKS.md): 0.69-0.94x
+ * its time on conv3's strided layers, 0.76-0.78x on a 5x5 conv, 0.78-0.92x on
+ * stride-1 convs of 2048 channel pairs and more; with mul+add, 1.1-1.15x;
+ * slower on the RGB first layer and 1.0-1.3x on 3x3 stride-1 convs of
+ * 16->16 and 32->32.
  */
 export function im2colConvApplies(info: tf.backend_util.Conv2DInfo): boolean {
   if (!im2colConvSwitch.enabled) return false;
   if (im2colConvSwitch.always) return true;
   const strided = info.strideHeight > 1 || info.strideWidth > 1;
   const large = info.filterHeight * info.filterWidth > 9;
-  return relaxedSimd() && (strided || large) && info.inChannels >= 8 && info.outChannels >= 8;
+  const wide = info.inChannels * info.outChannels >= IM2COL_MIN_CHANNEL_PRODUCT;
+  return relaxedSimd() && (strided || large || wide) && info.inChannels >= 8 && info.outChannels >= 8;
 }
 
 /**

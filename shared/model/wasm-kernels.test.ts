@@ -203,6 +203,9 @@ describe('conv2d gradients on wasm match cpu', () => {
     expect(im2colConvApplies(info([50, 32, 32, 3], [3, 3, 3, 32], 1))).toBe(false);
     expect(im2colConvApplies(info([50, 32, 32, 3], [3, 3, 3, 32], 2))).toBe(false);
     expect(im2colConvApplies(info([50, 32, 32, 16], [3, 3, 16, 16], 1))).toBe(false);
+    expect(im2colConvApplies(info([50, 16, 16, 32], [3, 3, 32, 32], 1))).toBe(false);
+    // A phase of the input gradient of conv3's last layer: a 2x2 conv of dY (128 channels) into 64.
+    expect(im2colConvApplies(info([50, 8, 8, 128], [2, 2, 128, 64], 1))).toBe(fma);
   });
 
   it('rejects NCHW with a clear message', async () => {
