@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { f32, free, simdFor, type WasmBackendLike } from './wasm-heap.ts';
 import { relaxedSimd, type SimdKernels } from './simd-kernels.ts';
-import { runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
+import { addPartials, channelCopy, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
 
 /** Output positions per chunk: few enough that a chunk's A and its rows of dY or Y fit in `bytes`, about the L2 cache. */
 export const im2colChunk = { bytes: 1 << 20 };
@@ -260,7 +260,7 @@ export function im2colConv2D(
         calls.push(['shortGemm', aAt, wAt, cAt, Math.ceil(rows / 4), coP / 8, taps, taps * 4, coP * 4]);
         if (biasRelu !== null) calls.push(['affineRelu', cAt, cAt, affineAt, affineAt + L * 4, L * 4, Math.ceil(rows / 4)]);
         // The chunk's rows of Y are contiguous.
-        calls.push(['copyRuns', cAt, positionAt(g, yAt, pieces[0] as Piece, co), 1, 0, 0, rows, co * 4, coP * 4, co * 4]);
+        calls.push(channelCopy(cAt, positionAt(g, yAt, pieces[0] as Piece, co), rows, coP, co));
       }
       programs.push(calls);
     }
@@ -318,7 +318,7 @@ export function gemmFilterGradient(
       for (let i = i0; i < i1; i++) calls.push(pad(i));
       if (wideDy !== null && i1 > i0) {
         const pixels = (i1 - i0) * perImage;
-        calls.push(['copyRuns', dyAt + i0 * perImage * co * 4, dyUsed + i0 * perImage * coP * 4, 1, 0, 0, pixels, co * 4, co * 4, coP * 4]);
+        calls.push(channelCopy(dyAt + i0 * perImage * co * 4, dyUsed + i0 * perImage * coP * 4, pixels, co, coP));
       }
       for (const pieces of chunksOf(g, i0, i1)) {
         const { calls: gathers, rows } = gather(g, pAt, aAt, pieces);
@@ -329,7 +329,7 @@ export function gemmFilterGradient(
       programs.push(calls);
     }
     runSimdPrograms(simd, programs);
-    for (let t = 1; t < g.threads; t++) simd.addInto(sAt, sAt + t * sumFloats * 4, sumFloats / 4);
+    addPartials(simd, sAt, g.threads, sumFloats);
     // [fh*fw][ciP][coP] -> [fh*fw][ci][co].
     simd.copyRuns(sAt, f32(backend, dw).byteOffset, fh * fw, ciP * coP * 4, ci * co * 4, ci, co * 4, coP * 4, co * 4);
     gemmFilterGradSwitch.used++;

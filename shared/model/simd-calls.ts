@@ -52,3 +52,17 @@ export function runProgram(simd: SimdKernels, program: readonly SimdCall[]): voi
     fn(...args);
   }
 }
+
+/**
+ * A call that copies `pixels` rows of `from` channels into rows of `to`
+ * channels (the first min(from, to) of each): NHWC tensors to and from
+ * copies with channel counts padded for the SIMD loops.
+ */
+export function channelCopy(src: number, dst: number, pixels: number, from: number, to: number): SimdCall {
+  return ['copyRuns', src, dst, 1, 0, 0, pixels, Math.min(from, to) * 4, from * 4, to * 4];
+}
+
+/** Adds the per-thread partial sums at `at` (`threads` blocks of `floats` floats, a multiple of 4) into the first. */
+export function addPartials(simd: SimdKernels, at: number, threads: number, floats: number): void {
+  for (let t = 1; t < threads; t++) simd.addInto(at, at + t * floats * 4, floats / 4);
+}

@@ -27,7 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { f32, free, simdFor, type WasmBackendLike } from './wasm-heap.ts';
 import type { SimdKernels } from './simd-kernels.ts';
-import { runProgram, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
+import { addPartials, channelCopy, runProgram, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -308,7 +308,7 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
       }
       if (wide !== null && i1 > i0) {
         const pixels = (i1 - i0) * h * w;
-        calls.push(['copyRuns', outAt + i0 * h * w * coP * 4, yAt + i0 * h * w * co * 4, 1, 0, 0, pixels, co * 4, coP * 4, co * 4]);
+        calls.push(channelCopy(outAt + i0 * h * w * coP * 4, yAt + i0 * h * w * co * 4, pixels, coP, co));
       }
       programs.push(calls);
     }
@@ -417,7 +417,7 @@ export function winogradFilterGradient(
       for (let i = i0; i < i1; i++) calls.push(pad(i));
       if (wideDy !== null && i1 > i0) {
         const pixels = (i1 - i0) * h * w;
-        calls.push(['copyRuns', dyAt + i0 * h * w * co * 4, dyUsed + i0 * h * w * coP * 4, 1, 0, 0, pixels, co * 4, co * 4, coP * 4]);
+        calls.push(channelCopy(dyAt + i0 * h * w * co * 4, dyUsed + i0 * h * w * coP * 4, pixels, co, coP));
       }
       const dyRow = w * coP * 4;
       for (const { tiles, pieces } of chunksOf(g, i0, i1)) {
@@ -439,7 +439,7 @@ export function winogradFilterGradient(
       programs.push(calls);
     }
     runSimdPrograms(simd, programs);
-    for (let t = 1; t < g.threads; t++) simd.addInto(uAt, uAt + t * uFloats * 4, uFloats / 4);
+    addPartials(simd, uAt, g.threads, uFloats);
     const cc = ciP * coP;
     const dwAt = f32(backend, dw).byteOffset;
     const outAt = wideDw === null ? dwAt : f32(backend, wideDw).byteOffset;
