@@ -8,7 +8,7 @@ import path from 'node:path';
 import v8 from 'node:v8';
 import * as tf from '@tensorflow/tfjs';
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { relaxedSimdSwitch } from '../shared/model/simd-kernels.ts';
+import { relaxedSimdSwitch, relaxedSimdValidates } from '../shared/model/simd-kernels.ts';
 import { startSimdThreads } from '../shared/model/simd-threads.ts';
 import { registerWasmTrainingKernels } from '../shared/model/wasm-kernels.ts';
 import { spawnNodePoolWorker } from './simd-pool-node.ts';
@@ -73,7 +73,8 @@ export function nodeRelaxedSimd(env: NodeJS.ProcessEnv = process.env): boolean {
 
 function allowRelaxedSimd(): void {
   relaxedSimdSwitch.allowed = nodeRelaxedSimd();
-  if (relaxedSimdSwitch.allowed) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  // Only where it is not on already (Node 22 ships it; the flag may not exist there).
+  if (relaxedSimdSwitch.allowed && !relaxedSimdValidates()) v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
 }
 
 /**

@@ -443,16 +443,20 @@ let relaxedSupported: boolean | undefined;
 /** Turned off before the first module is built, the GEMMs keep mul+add where the runtime has relaxed SIMD (PETRI_RELAXED_SIMD=0 in Node). */
 export const relaxedSimdSwitch = { allowed: true };
 
+/** Whether the module with `fma` validates in this runtime now (not cached: a Node flag can change it). */
+export function relaxedSimdValidates(): boolean {
+  if (webAssembly === undefined) return false;
+  try {
+    return webAssembly.validate(simdModuleBytes(false, true));
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the GEMMs use relaxed SIMD: allowed, and the module with `fma` validates in this runtime. */
 export function relaxedSimd(): boolean {
   if (webAssembly === undefined || !relaxedSimdSwitch.allowed) return false;
-  relaxedSupported ??= (() => {
-    try {
-      return webAssembly.validate(simdModuleBytes(false, true));
-    } catch {
-      return false;
-    }
-  })();
+  relaxedSupported ??= relaxedSimdValidates();
   return relaxedSupported;
 }
 
