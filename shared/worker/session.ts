@@ -77,6 +77,9 @@ export class WorkerSession {
     transport.onConnection((up) => {
       this.connected = up;
       this.greeted = false;
+      // A request for work still unanswered went down with the connection (a server that closed
+      // as it arrived never answers it): ask again after the next welcome.
+      this.waitingForWork = false;
       this.emit(up ? { kind: 'connected' } : { kind: 'disconnected' });
       if (up) this.sayHello();
     });
