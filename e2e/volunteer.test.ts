@@ -26,6 +26,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PageState } from '../client/volunteer/state.ts';
 import { startPetriServer, type PetriServer } from '../server/app.ts';
 import { resolveConfig } from '../server/experiments/config.ts';
+import type { Verifier } from '../server/verifier.ts';
+import { ThreadVerifier } from '../server/verify-pool.ts';
 import { defaultWasmThreads } from '../shared/model/wasm-threads.ts';
 import { launchChromium } from './support/browser.ts';
 import { getJson, startPetri, until, type RunningProcess } from './support/processes.ts';
@@ -93,8 +95,9 @@ function watch(page: Page, name: string): void {
 }
 
 /** Starts (or restarts, on the same port and data) the Petri server. */
-async function startServer(port = 0): Promise<PetriServer> {
+async function startServer(port = 0, verifier?: Verifier): Promise<PetriServer> {
   const started = await startPetriServer({
+    ...(verifier ? { verifier } : {}),
     dataDir: join(dir, 'data'),
     port,
     host: '127.0.0.1',
@@ -391,6 +394,68 @@ describe('the volunteer page', () => {
     expect(after.notice?.key).not.toBe('disconnected');
     await wasmTab.evaluate(() => window.petri.stop());
     expect((await state(wasmTab)).phase).toBe('stopped');
+  });
+
+  it('a tab whose verdict is lost in a server restart stops showing \'Judging\' once it is back, and the child is kept', async () => {
+    // The restarted server holds the verification of the experiment's second child (verifications run
+    // one at a time, so the first is in the population by then) until the test lets it go.
+    const port = server.port;
+    const real = new ThreadVerifier(join(dir, 'data'));
+    let experimentId = '';
+    let held: { release: () => void } | null = null;
+    let holding = true;
+    const gated: Verifier = {
+      async evaluate(request) {
+        if (holding && server.store.getExperiment(experimentId)?.childrenTrained === 1) {
+          holding = false;
+          await new Promise<void>((release) => {
+            held = { release };
+          });
+        }
+        return real.evaluate(request);
+      },
+      close: () => real.close(),
+    };
+    await server.close();
+    server = await startServer(port, gated);
+    let page: Page | null = null;
+    try {
+      // Two children in all: the initial population of two.
+      const c = await server.coordinator.createExperiment(
+        resolveConfig({ preset: 'quick', seed: 'lost-verdict', populationSize: 2, stepsPerChild: 20, batchSize: 10, maxChildren: 2 }),
+      );
+      experimentId = c.id;
+      page = await wasmBrowser.newPage({ viewport: { width: 420, height: 900 } });
+      await page.goto(`${server.url}/?autostart=1&nickname=lost-verdict&backend=wasm&experiment=${c.id}`);
+      const tab = page;
+      // The second child's result is in and its verification held; with no more work, the tab shows 'Judging'.
+      const judging = await until(async () => {
+        const s = await state(tab);
+        return held !== null && s.phase === 'judging' && s.lease !== null ? s : null;
+      }, 'the second child is being judged', 120_000, 100);
+      const second = judging.lease!.childId;
+      // The server goes down before its verdict reaches the tab (its sockets close first), then judges the child.
+      const closing = server.close();
+      await until(async () => !(await state(tab)).connected, 'the tab loses the server', 30_000, 50);
+      (held as { release: () => void } | null)?.release();
+      await closing;
+      server = await startServer(port);
+      const back = await until(async () => {
+        const s = await state(tab);
+        return s.connected && s.phase !== 'connecting' ? s : null;
+      }, 'the tab is back', 60_000, 100);
+      expect(back.phase).toBe('waiting');
+      expect(back.lease).toBeNull();
+      // The verdict never came; the child is in the history and in the population all the same.
+      expect(back.history.find((h) => h.childId === second)).toMatchObject({ status: 'ok' });
+      expect(back.history.find((h) => h.childId === second)?.verdict).toBeUndefined();
+      expect((await individuals(c.id)).map((i) => i.id)).toContain(second);
+    } finally {
+      holding = false;
+      (held as { release: () => void } | null)?.release();
+      await page?.close();
+      if (!server.http.listening) server = await startServer(port);
+    }
   });
 
   it('petri worker --browser trains a child on WebGPU in headless Chromium and stops cleanly on SIGTERM', async () => {

@@ -271,6 +271,13 @@ function onSessionEvent(event: SessionEvent): void {
       update((s) => {
         s.connected = true;
         if (s.phase === 'connecting') s.phase = between(s);
+        // A verdict owed from before the outage may never come: a server that restarted judged the
+        // result (or queued the child again) but could not say so. The history keeps the child, and
+        // a verdict that does come still lands there; the tab stops showing 'Judging' for it.
+        if (s.phase === 'judging') {
+          s.lease = null;
+          s.phase = between(s);
+        }
       });
       return;
     case 'disconnected':
