@@ -458,6 +458,43 @@ describe('the volunteer page', () => {
     }
   });
 
+  it('a tab that trains through a server restart lets go of the lease the new server does not know, and the child is trained again from its checkpoint', async () => {
+    const port = server.port;
+    const page = await wasmBrowser.newPage({ viewport: { width: 420, height: 900 } });
+    try {
+      await page.goto(`${server.url}/?autostart=1&nickname=through-restart&backend=wasm&experiment=${expB}&checkpointEvery=20`);
+      const before = await until(async () => {
+        const s = await state(page);
+        return s.phase === 'training' && s.lease !== null && s.lastCheckpoint >= 20 && s.step <= s.total - 60 ? s : null;
+      }, 'the tab is past a checkpoint', 120_000, 50);
+      const child = before.lease!.childId;
+      // Paused with the child in hand: it is still the tab's child in progress when the server is back.
+      await page.evaluate(() => window.petri.pause());
+      await until(async () => (await state(page)).phase === 'paused', 'the tab pauses', 10_000, 50);
+      await server.close();
+      server = await startServer(port);
+      // Leases live in the server's memory: the new one refuses to resume it, and the tab says so.
+      const refused = await until(async () => {
+        const s = await state(page);
+        return s.connected && s.notice?.key === 'refused' ? s : null;
+      }, 'the tab hears that its lease is gone', 60_000, 100);
+      expect(refused.notice?.title).toMatch(/no longer this tab/);
+      expect(refused.notice?.detail).toMatch(/server restarted/);
+      await page.evaluate(() => window.petri.resume());
+      // The child was queued again; the tab takes it back and continues it from its checkpoint.
+      const done = await until(
+        async () => (await state(page)).history.find((h) => h.childId === child && h.verdict !== undefined),
+        'the child is trained again and judged',
+        180_000,
+        200,
+      );
+      expect(done.resumedFrom).toBeGreaterThanOrEqual(before.lastCheckpoint);
+      expect((await state(page)).history.find((h) => h.childId === child)).toMatchObject({ status: 'stopped' });
+    } finally {
+      await page.close();
+    }
+  });
+
   it('petri worker --browser trains a child on WebGPU in headless Chromium and stops cleanly on SIGTERM', async () => {
     const c = await server.coordinator.createExperiment(resolveConfig({ preset: 'quick', seed: 'cli', populationSize: 2, stepsPerChild: 10, batchSize: 10, maxChildren: 2 }));
     const worker = startPetri(['worker', '--browser', '--server', server.url, '--nickname', 'cli-worker', '--experiment', c.id], { PETRI_CHROME_PROFILE: join(dir, 'chrome-profile') });

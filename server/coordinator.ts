@@ -254,7 +254,7 @@ export class Coordinator {
       if (lease !== null && task !== null) out.push({ type: 'lease', lease: this.leaseMessage(lease, task) });
       else {
         // Gone (expired, or the server restarted): the worker should drop it rather than finish it for nothing.
-        out.push({ type: 'refused', code: Refusal.UnknownLease, message: `lease ${hello.resume.leaseId} cannot be resumed; it was given to another worker`, leaseId: hello.resume.leaseId });
+        out.push({ type: 'refused', code: Refusal.UnknownLease, message: `lease ${hello.resume.leaseId} cannot be resumed: it expired, or the server restarted since, and its child was queued again`, leaseId: hello.resume.leaseId });
       }
     }
     return out;
