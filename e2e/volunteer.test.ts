@@ -58,6 +58,15 @@ interface IndividualView {
 }
 
 const state = (page: Page): Promise<PageState> => page.evaluate(() => window.petri.state());
+/** The tab's state once it is training a child past a checkpoint at `checkpoint` steps or later, with 60 steps or more to go. */
+const midChild = (page: Page, checkpoint: number): Promise<PageState> =>
+  until(async () => {
+    const s = await state(page);
+    return s.phase === 'training' && s.lease !== null && s.lastCheckpoint >= checkpoint && s.step <= s.total - 60 ? s : null;
+  }, 'the tab is past a checkpoint', 120_000, 50);
+/** The tab's history entry for the child once its verdict is in. */
+const judged = (page: Page, childId: string, what: string) =>
+  until(async () => (await state(page)).history.find((h) => h.childId === childId && h.verdict !== undefined), what, 180_000, 200);
 const shardRequests = () => requests.filter((r) => r.startsWith('/data/shards/')).length;
 const individuals = (exp: string) => getJson<IndividualView[]>(`${server.url}/api/experiments/${exp}/individuals`);
 
@@ -348,10 +357,7 @@ describe('the volunteer page', () => {
 
   it('rides out a server restart, resuming the child from its checkpoint, and says what is going on', async () => {
     await wasmTab.evaluate(() => window.petri.resume()); // in case the test before failed while paused
-    const before = await until(async () => {
-      const s = await state(wasmTab);
-      return s.phase === 'training' && s.lease !== null && s.lastCheckpoint >= 40 && s.step <= s.total - 60 ? s : null;
-    }, 'the wasm tab is past a checkpoint', 120_000, 50);
+    const before = await midChild(wasmTab, 40);
     const child = before.lease!.childId;
     const port = server.port;
     // Held until the server is gone: however fast the tab trains, the child cannot end (and its
@@ -381,12 +387,7 @@ describe('the volunteer page', () => {
       // Back whatever happened above, so that a failure here does not fail the tests after it too.
       server = await startServer(port);
     }
-    const resumed = await until(
-      async () => (await state(wasmTab)).history.find((h) => h.childId === child && h.verdict !== undefined),
-      'the child is finished after the restart',
-      120_000,
-      200,
-    );
+    const resumed = await judged(wasmTab, child, 'the child is finished after the restart');
     expect(resumed.resumedFrom).toBeGreaterThanOrEqual(before.lastCheckpoint);
     expect(resumed.stepsDone).toBe(before.total);
     const after = await state(wasmTab);
@@ -463,10 +464,7 @@ describe('the volunteer page', () => {
     const page = await wasmBrowser.newPage({ viewport: { width: 420, height: 900 } });
     try {
       await page.goto(`${server.url}/?autostart=1&nickname=through-restart&backend=wasm&experiment=${expB}&checkpointEvery=20`);
-      const before = await until(async () => {
-        const s = await state(page);
-        return s.phase === 'training' && s.lease !== null && s.lastCheckpoint >= 20 && s.step <= s.total - 60 ? s : null;
-      }, 'the tab is past a checkpoint', 120_000, 50);
+      const before = await midChild(page, 20);
       const child = before.lease!.childId;
       // Paused with the child in hand: it is still the tab's child in progress when the server is back.
       await page.evaluate(() => window.petri.pause());
@@ -482,12 +480,7 @@ describe('the volunteer page', () => {
       expect(refused.notice?.detail).toMatch(/server restarted/);
       await page.evaluate(() => window.petri.resume());
       // The child was queued again; the tab takes it back and continues it from its checkpoint.
-      const done = await until(
-        async () => (await state(page)).history.find((h) => h.childId === child && h.verdict !== undefined),
-        'the child is trained again and judged',
-        180_000,
-        200,
-      );
+      const done = await judged(page, child, 'the child is trained again and judged');
       expect(done.resumedFrom).toBeGreaterThanOrEqual(before.lastCheckpoint);
       expect((await state(page)).history.find((h) => h.childId === child)).toMatchObject({ status: 'stopped' });
     } finally {
