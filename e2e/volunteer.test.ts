@@ -122,6 +122,13 @@ async function startServer(port = 0, verifier?: Verifier): Promise<PetriServer> 
   return started;
 }
 
+/** Closes the server, noting in the server log how long it took (a paused tab hands its child back after 60 s). */
+async function closeServer(): Promise<void> {
+  const started = Date.now();
+  await server.close();
+  serverLog.push(`${new Date().toISOString()} [test] server closed in ${Date.now() - started} ms`);
+}
+
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   clientDir = await buildVolunteerPages();
@@ -360,11 +367,12 @@ describe('the volunteer page', () => {
     const before = await midChild(wasmTab, 40);
     const child = before.lease!.childId;
     const port = server.port;
-    // Held until the server is gone: however fast the tab trains, the child cannot end (and its
-    // result reach a closing server) before the outage.
+    // Held until the tab has lost the server: however fast it trains, the child cannot end (and its
+    // result reach a closing server) before the outage. The server closes its sockets first, so
+    // the tab may go on while the server finishes closing.
     await wasmTab.evaluate(() => window.petri.pause());
     await until(async () => (await state(wasmTab)).phase === 'paused', 'the tab pauses', 10_000, 50);
-    await server.close();
+    const closing = closeServer();
     try {
       const gone = await until(async () => {
         const s = await state(wasmTab);
@@ -373,18 +381,26 @@ describe('the volunteer page', () => {
       expect(gone.notice?.title).toMatch(/Lost contact/);
       expect(gone.notice?.action).toMatch(/Nothing to do/);
       await wasmTab.evaluate(() => window.petri.resume());
+      const resumedAt = Date.now();
       // The child ends while the server is away (training goes on) and its weights cannot be sent:
       // the notice stays what it was, not a failure notice that would outlive the reconnection.
       const ended = await until(async () => {
         const s = await state(wasmTab);
         return s.lease === null ? s : null;
       }, 'the child ends while the server is away', 60_000, 100);
-      expect(ended.history.at(-1)).toMatchObject({ childId: child, status: 'failed' });
+      // What the tab looked like, should this fail (once in CI a child ended 'stopped', about a minute on).
+      const seen = JSON.stringify({
+        endedAfterMs: Date.now() - resumedAt, phase: ended.phase, pausedBy: ended.pausedBy, connected: ended.connected,
+        notice: ended.notice?.title, last: ended.history.slice(-2),
+      });
+      serverLog.push(`${new Date().toISOString()} [test] the child ended while the server was away: ${seen}`);
+      expect(ended.history.at(-1), seen).toMatchObject({ childId: child, status: 'failed' });
       expect(ended.notice?.key).toBe('disconnected');
       expect(ended.notice?.detail).toMatch(/could not be delivered.*last checkpoint/);
       await wasmTab.screenshot({ path: join(ARTIFACTS, 'volunteer-error-phone.png'), fullPage: true });
     } finally {
       // Back whatever happened above, so that a failure here does not fail the tests after it too.
+      await closing;
       server = await startServer(port);
     }
     const resumed = await judged(wasmTab, child, 'the child is finished after the restart');
@@ -417,7 +433,7 @@ describe('the volunteer page', () => {
       },
       close: () => real.close(),
     };
-    await server.close();
+    await closeServer();
     server = await startServer(port, gated);
     let page: Page | null = null;
     try {
@@ -436,7 +452,7 @@ describe('the volunteer page', () => {
       }, 'the second child is being judged', 120_000, 100);
       const second = judging.lease!.childId;
       // The server goes down before its verdict reaches the tab (its sockets close first), then judges the child.
-      const closing = server.close();
+      const closing = closeServer();
       await until(async () => !(await state(tab)).connected, 'the tab loses the server', 30_000, 50);
       (held as { release: () => void } | null)?.release();
       await closing;
@@ -461,6 +477,8 @@ describe('the volunteer page', () => {
 
   it('a tab that trains through a server restart lets go of the lease the new server does not know, and the child is trained again from its checkpoint', async () => {
     const port = server.port;
+    // The one tab on this experiment: the wasm tab (stopped at the end of the restart test) must not take its child.
+    await wasmTab.evaluate(() => window.petri.stop());
     const page = await wasmBrowser.newPage({ viewport: { width: 420, height: 900 } });
     try {
       await page.goto(`${server.url}/?autostart=1&nickname=through-restart&backend=wasm&experiment=${expB}&checkpointEvery=20`);
@@ -469,7 +487,7 @@ describe('the volunteer page', () => {
       // Paused with the child in hand: it is still the tab's child in progress when the server is back.
       await page.evaluate(() => window.petri.pause());
       await until(async () => (await state(page)).phase === 'paused', 'the tab pauses', 10_000, 50);
-      await server.close();
+      await closeServer();
       server = await startServer(port);
       // Leases live in the server's memory: the new one refuses to resume it, and the tab says so.
       const refused = await until(async () => {

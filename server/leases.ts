@@ -56,7 +56,7 @@ export class LeaseTable {
       const ended = this.ended.get(leaseId);
       if (ended === 'expired') return { ok: false, code: 'lease-expired', message: `lease ${leaseId} expired; its work went to another worker` };
       if (ended !== undefined) return { ok: false, code: 'unknown-lease', message: `lease ${leaseId} is already ${ended}` };
-      return { ok: false, code: 'unknown-lease', message: `no lease ${leaseId}` };
+      return { ok: false, code: 'unknown-lease', message: `no lease ${leaseId} here (the server restarted since it was given, or it never existed)` };
     }
     if (lease.workerId !== workerId) return { ok: false, code: 'not-your-lease', message: `lease ${leaseId} belongs to another worker` };
     if (!lease.verifying && lease.expiresAt <= now) return { ok: false, code: 'lease-expired', message: `lease ${leaseId} expired` };
