@@ -20,9 +20,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
+import { repeat4 } from './wasm-batch-norm-relu.ts';
 import { f32, free, simdFor, type WasmBackendLike } from './wasm-heap.ts';
 import { relaxedSimd, type SimdKernels } from './simd-kernels.ts';
-import { addPartials, channelCopy, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
+import { addPartials, channelCopy, imagesOfThread, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
 
 /** Output positions per chunk: few enough that a chunk's A and its rows of dY or Y fit in `bytes`, about the L2 cache. */
 export const im2colChunk = { bytes: 1 << 20 };
@@ -102,11 +103,6 @@ function geometry(backend: WasmBackendLike, x: TensorInfo, info: tf.backend_util
     chunkRows: roundUp(rowsPerChunk * ow * imagesPerChunk, 4),
     threads: Math.max(1, Math.min(simdThreads(simd), n)),
   };
-}
-
-/** Images [i0, i1) of thread t. */
-function imagesOf(g: Geometry, t: number): [number, number] {
-  return [Math.floor((g.n * t) / g.threads), Math.floor((g.n * (t + 1)) / g.threads)];
 }
 
 /** Images [i0, i1) as chunks: whole images, several a chunk, or runs of output rows of one image. */
@@ -237,19 +233,16 @@ export function im2colConv2D(
     const wAt = wView.byteOffset;
     const affineAt = wAt + taps * coP * 4;
     if (biasRelu !== null) {
-      const b = f32(backend, biasRelu);
-      const at = taps * coP;
-      for (let r = 0; r < 4; r++) {
-        wView.fill(1, at + r * coP, at + (r + 1) * coP);
-        wView.fill(0, at + L + r * coP, at + L + (r + 1) * coP);
-        wView.set(b, at + L + r * coP);
-      }
+      const bias = new Float32Array(coP);
+      bias.set(f32(backend, biasRelu));
+      repeat4(wView, taps * coP, new Float32Array(coP).fill(1), coP);
+      repeat4(wView, taps * coP + L, bias, coP);
     }
     const yAt = f32(backend, y).byteOffset;
     const sAt = f32(backend, scratch).byteOffset;
     const programs: SimdCall[][] = [];
     for (let t = 0; t < g.threads; t++) {
-      const [i0, i1] = imagesOf(g, t);
+      const [i0, i1] = imagesOfThread(g.n, g.threads, t);
       const aAt = sAt + t * g.chunkRows * (taps + coP) * 4;
       const cAt = aAt + g.chunkRows * taps * 4;
       const calls: SimdCall[] = [];
@@ -311,7 +304,7 @@ export function gemmFilterGradient(
     const scratchAt = f32(backend, scratch).byteOffset;
     const programs: SimdCall[][] = [];
     for (let t = 0; t < g.threads; t++) {
-      const [i0, i1] = imagesOf(g, t);
+      const [i0, i1] = imagesOfThread(g.n, g.threads, t);
       const aAt = scratchAt + t * g.chunkRows * taps * 4;
       const dW = sAt + t * sumFloats * 4;
       const calls: SimdCall[] = [];

@@ -66,3 +66,8 @@ export function channelCopy(src: number, dst: number, pixels: number, from: numb
 export function addPartials(simd: SimdKernels, at: number, threads: number, floats: number): void {
   for (let t = 1; t < threads; t++) simd.addInto(at, at + t * floats * 4, floats / 4);
 }
+
+/** Images [i0, i1) of thread t when n images are split between `threads` programs. */
+export function imagesOfThread(n: number, threads: number, t: number): [number, number] {
+  return [Math.floor((n * t) / threads), Math.floor((n * (t + 1)) / threads)];
+}

@@ -26,7 +26,7 @@ function channelsOf(x: TensorInfo, kernel: string, perChannel: readonly (TensorI
 }
 
 /** Per-channel coefficients repeated four times (one SIMD block of four rows) into `dst` at `at`. */
-function repeat4(dst: Float32Array, at: number, values: ArrayLike<number>, c: number): void {
+export function repeat4(dst: Float32Array, at: number, values: ArrayLike<number>, c: number): void {
   for (let t = 0; t < 4; t++) for (let j = 0; j < c; j++) dst[at + t * c + j] = values[j] as number;
 }
 

@@ -27,7 +27,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { TensorInfo } from '@tensorflow/tfjs';
 import { f32, free, simdFor, type WasmBackendLike } from './wasm-heap.ts';
 import type { SimdKernels } from './simd-kernels.ts';
-import { addPartials, channelCopy, runProgram, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
+import { addPartials, channelCopy, imagesOfThread, runProgram, runSimdPrograms, simdThreads, type SimdCall } from './simd-calls.ts';
 
 type Shape4 = [number, number, number, number];
 
@@ -192,11 +192,6 @@ function chunksOf(g: Geometry, i0: number, i1: number): { tiles: number; pieces:
   return out;
 }
 
-/** Images [i0, i1) of thread t. */
-function imagesOf(g: Geometry, t: number): [number, number] {
-  return [Math.floor((g.n * t) / g.threads), Math.floor((g.n * (t + 1)) / g.threads)];
-}
-
 /** The input transform of one piece of the padded input (at pAt) into a chunk's V (its tiles from vAt on). */
 function inputCall(g: Geometry, pAt: number, vAt: number, vPlane: number, piece: Piece): SimdCall {
   const rowIn = g.pw * g.ciP * 4;
@@ -282,7 +277,7 @@ function winogradConv(backend: WasmBackendLike, simd: SimdKernels, x: TensorInfo
     const programs: SimdCall[][] = [];
     for (let t = 0; t < g.threads; t++) {
       const calls: SimdCall[] = [];
-      const [i0, i1] = imagesOf(g, t);
+      const [i0, i1] = imagesOfThread(g.n, g.threads, t);
       const vAt = sAt + t * scratchFloats * 4;
       const mAt = vAt + planes * vPlane;
       for (let i = i0; i < i1; i++) calls.push(pad(i));
@@ -410,7 +405,7 @@ export function winogradFilterGradient(
     const programs: SimdCall[][] = [];
     for (let t = 0; t < g.threads; t++) {
       const calls: SimdCall[] = [];
-      const [i0, i1] = imagesOf(g, t);
+      const [i0, i1] = imagesOfThread(g.n, g.threads, t);
       const vAt = sAt + t * scratchFloats * 4;
       const mAt = vAt + planes * vPlane;
       const dU = uAt + t * uFloats * 4;
